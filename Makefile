@@ -1,0 +1,77 @@
+# qwen-infra: the two commands a newcomer needs.
+#   make lab    set everything up, start the lab (container hosts), deploy with site.yml, print a chat reply
+#   make test   lint, unit tests and every molecule scenario; CI runs exactly this
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+WHEELHOUSE := $(CACHE)/wheelhouse
+LAB_MODEL := $(CACHE)/lab-model/qwen3-tiny
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-down test lint unit molecule clean
+
+help:
+	@echo "make lab    set up, bring up the lab and deploy (see README)"
+	@echo "make test   lint + pytest + molecule (what CI runs)"
+	@echo "make lab-down  remove the lab containers and network"
+
+# --- set-up -------------------------------------------------------------------------------------------
+$(BIN)/.installed: pyproject.toml
+	@echo "[setup] Python virtualenv $(VENV) with the pinned toolchain"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed engine
+	$(BIN)/python lab/check_collections.py requirements.yml
+
+engine:
+	bash lab/docker-engine.sh
+	bash lab/base-image.sh >/dev/null
+
+$(LAB_MODEL)/config.json: lab/make_tiny_qwen3.py | $(BIN)/.installed
+	$(BIN)/python lab/make_tiny_qwen3.py --out $(LAB_MODEL)
+
+# --- the lab --------------------------------------------------------------------------------------------
+lab: setup $(LAB_MODEL)/config.json
+	bash lab/wheelhouse.sh --full $(WHEELHOUSE)
+	$(MAKE) --no-print-directory lab-up lab-deploy lab-smoke
+
+lab-up:
+	$(BIN)/ansible-playbook lab/up.yml -i inventories/lab
+
+lab-deploy:
+	$(BIN)/ansible-playbook site.yml -i inventories/lab
+
+lab-smoke:
+	$(BIN)/ansible-playbook playbooks/smoke.yml -i inventories/lab
+
+lab-down:
+	$(BIN)/ansible-playbook lab/down.yml -i inventories/lab
+
+# --- tests ----------------------------------------------------------------------------------------------
+test: setup $(LAB_MODEL)/config.json
+	bash lab/wheelhouse.sh $(WHEELHOUSE)
+	$(MAKE) --no-print-directory lint unit molecule
+
+lint:
+	$(BIN)/yamllint --strict .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ansible-lint --offline --profile production
+
+unit:
+	$(BIN)/pytest
+
+molecule:
+	$(BIN)/molecule test --all
+
+clean: lab-down
+	rm -rf $(VENV) $(CACHE)
