@@ -1,0 +1,147 @@
+#!/usr/bin/python
+"""Ansible module: wait until a vLLM server answers, failing fast if its systemd unit dies."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: vllm_ready
+short_description: Wait until a vLLM server lists its model and completes one token
+description:
+  - Polls C(/v1/models) until the served model is listed, then asks for a one-token completion.
+  - Watches the systemd unit while waiting, so a server that crashes (and is restarted by systemd) or
+    fails fails this task at once instead of at the end of a long timeout.
+  - Read-only; it changes nothing, so check mode only skips the probing.
+options:
+  base_url:
+    description: Server URL without the path, e.g. http://127.0.0.1:8000.
+    type: str
+    required: true
+  api_key:
+    description: Bearer token the server expects.
+    type: str
+    required: true
+  model:
+    description: Served model name that must be listed.
+    type: str
+    required: true
+  unit:
+    description: systemd unit running the server.
+    type: str
+    required: true
+  timeout:
+    description: Seconds to wait in all.
+    type: int
+    required: true
+  interval:
+    description: Seconds between probes.
+    type: int
+    default: 5
+author: qwen-infra
+"""
+
+EXAMPLES = r"""
+- name: Wait for the server
+  vllm_ready:
+    base_url: http://127.0.0.1:8000
+    api_key: "{{ vllm_api_key }}"
+    model: qwen3-tiny
+    unit: vllm.service
+    timeout: 900
+"""
+
+RETURN = r"""
+elapsed_s:
+  description: Seconds from the first probe until the completion answered.
+  type: float
+  returned: success
+probes:
+  description: Number of /v1/models probes sent.
+  type: int
+  returned: success
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.service_readiness import (
+    FAILED,
+    READY,
+    completion_verdict,
+    models_verdict,
+    parse_systemctl_show,
+    unit_verdict,
+)
+
+
+def http_json(url, api_key, payload=None, timeout=30):
+    """Return (status, parsed body); status None when nothing answers yet."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")  # noqa: S310
+    request.add_header("Authorization", f"Bearer {api_key}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - local server URL
+            return reply.status, json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+        return None, None
+
+
+def read_unit(module, unit):
+    command = ["systemctl", "show", "-p", "ActiveState", "-p", "Result", "-p", "NRestarts", unit]
+    rc, out, err = module.run_command(command)
+    if rc != 0:
+        module.fail_json(msg=f"cannot read the state of {unit}: {err.strip()}")
+    return parse_systemctl_show(out)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "base_url": {"type": "str", "required": True},
+            "api_key": {"type": "str", "required": True, "no_log": True},
+            "model": {"type": "str", "required": True},
+            "unit": {"type": "str", "required": True},
+            "timeout": {"type": "int", "required": True},
+            "interval": {"type": "int", "default": 5},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    if module.check_mode:
+        module.exit_json(changed=False, skipped=True, msg="probing skipped in check mode")
+
+    started = time.monotonic()
+    restarts_at_start = int(read_unit(module, params["unit"]).get("NRestarts", "0") or 0)
+    probes, reason = 0, "no probe sent"
+    while time.monotonic() - started < params["timeout"]:
+        verdict, reason = unit_verdict(read_unit(module, params["unit"]), restarts_at_start)
+        if verdict == FAILED:
+            module.fail_json(msg=f"{params['unit']}: {reason}", probes=probes)
+        probes += 1
+        status, body = http_json(f"{params['base_url']}/v1/models", params["api_key"])
+        verdict, reason = models_verdict(status, body, params["model"])
+        if verdict == FAILED:
+            module.fail_json(msg=reason, probes=probes)
+        if verdict == READY:
+            status, body = http_json(
+                f"{params['base_url']}/v1/completions",
+                params["api_key"],
+                {"model": params["model"], "prompt": "Hello", "max_tokens": 1},
+                timeout=120,
+            )
+            verdict, reason = completion_verdict(status, body)
+            if verdict == FAILED:
+                module.fail_json(msg=reason, probes=probes)
+            module.exit_json(changed=False, elapsed_s=round(time.monotonic() - started, 1), probes=probes)
+        time.sleep(params["interval"])
+    module.fail_json(msg=f"not ready after {params['timeout']} s (last: {reason})", probes=probes)
+
+
+if __name__ == "__main__":
+    main()
