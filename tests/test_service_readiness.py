@@ -1,19 +1,14 @@
 """Readiness verdicts: wait while loading, fail fast on a dead or restarted unit, ready on real answers."""
 
-import sys
-
 import pytest
-
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "module_utils"))
-import service_readiness as ready  # noqa: E402
+import service_readiness as ready
 
 SHOW_OUTPUT = "ActiveState=active\nResult=success\nNRestarts=0\n"
 
 
 def test_parse_systemctl_show():
-    assert ready.parse_systemctl_show(SHOW_OUTPUT) == {"ActiveState": "active", "Result": "success", "NRestarts": "0"}
+    expected = {"ActiveState": "active", "Result": "success", "NRestarts": "0"}
+    assert ready.parse_systemctl_show(SHOW_OUTPUT) == expected
 
 
 @pytest.mark.parametrize(
