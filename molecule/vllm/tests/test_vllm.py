@@ -50,7 +50,8 @@ def test_service_is_enabled_and_running(host):
 
 def test_server_runs_as_the_service_user(host):
     main_pid = host.check_output(f"systemctl show --property MainPID --value {SERVICE}")
-    assert host.check_output(f"ps -o user= -p {main_pid}") == "vllm"
+    # Minimal hosts have no ps; /proc tells the owner of the process directly.
+    assert host.check_output(f"stat -c %U /proc/{main_pid}") == "vllm"
 
 
 def test_env_file_is_private_to_the_service_user(host):
@@ -62,7 +63,10 @@ def test_env_file_is_private_to_the_service_user(host):
 
 def test_api_key_stays_out_of_the_unit_and_process_list(host, api_key):
     assert api_key not in host.file(UNIT_FILE).content_string
-    assert api_key not in host.check_output("ps -eo args")
+    # Every process's argv, read from /proc (processes may vanish while reading, hence no rc check).
+    argv = host.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '").stdout
+    assert "vllm.entrypoints.openai.api_server" in argv
+    assert api_key not in argv
 
 
 def test_chat_completion_with_key_succeeds(host, api_key):
@@ -92,4 +96,4 @@ def test_unit_is_hardened(host):
     # systemd's exposure score: 10 is an unconfined service (a plain unit scored 9.6 here).
     line = host.check_output(f"systemd-analyze security {SERVICE}.service --no-pager | tail -n 1")
     exposure = float(line.split("exposure level for")[1].split(":")[1].split()[0])
-    assert exposure <= 5.0, line
+    assert exposure <= 3.5, line  # measured 2.9 on the CPU unit
