@@ -1,0 +1,126 @@
+"""The vram_check module: its logic (qwen_sizing.check_host, on real nvidia-smi output) and its interface."""
+
+import ast
+from pathlib import Path
+
+import nvidia_smi
+import pytest
+import qwen_sizing as q
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+MODULE = REPO / "library" / "vram_check.py"
+H100_XML = REPO / "tests" / "fixtures" / "gpu" / "h100-80gb-hbm3" / "nvidia-smi-q.xml"
+H200_XML = REPO / "tests" / "fixtures" / "gpu" / "h200" / "nvidia-smi-q.xml"
+
+
+def host(xml: Path, copies: int = 1):
+    [gpu] = nvidia_smi.parse_nvidia_smi_xml(xml.read_text())
+    return [gpu.__class__(**{**gpu.as_dict(), "index": i}) for i in range(copies)]
+
+
+def model(name: str) -> q.Architecture:
+    return q.resolve_model(name)[0]
+
+
+def test_fitting_plan_on_the_real_h100():
+    facts = q.check_host(model("Qwen/Qwen3-8B"), q.Plan(max_model_len=32768), gpus=host(H100_XML))
+    assert facts["checked"] is True
+    assert facts["fits"] is True
+    assert facts["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert facts["gpus"] == [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "usable_gib": 79.179}]
+    assert facts["msg"].startswith("Qwen/Qwen3-8B fits 1 x NVIDIA H100 80GB HBM3 (79.18 GiB usable)")
+    # nvidia-smi's product name keeps vLLM's large-GPU batch defaults.
+    assert facts["breakdown"]["plan"]["max_num_seqs"] == 1024
+
+
+def test_misfit_names_the_shortfall_and_fixes():
+    facts = q.check_host(model("Qwen/Qwen3-32B"), q.Plan(), gpus=host(H100_XML))
+    assert facts["fits"] is False
+    assert "does not fit 1 x NVIDIA H100 80GB HBM3" in facts["msg"]
+    assert "needs 10.00 GiB of KV cache per GPU" in facts["msg"]
+    assert "fix: lower --max-model-len to" in facts["msg"]
+    assert "fix: raise --tensor-parallel-size to 2" in facts["msg"]
+
+
+def test_more_gpus_than_the_host_has():
+    facts = q.check_host(model("Qwen/Qwen3-32B"), q.Plan(tensor_parallel_size=2), gpus=host(H200_XML))
+    assert facts["fits"] is False
+    assert any("2 GPUs, but 1 are available" in p for p in facts["problems"])
+    facts = q.check_host(
+        model("Qwen/Qwen3-32B"), q.Plan(tensor_parallel_size=2), gpus=host(H200_XML, copies=2)
+    )
+    assert facts["fits"] is True
+
+
+def test_smallest_gpu_decides():
+    gpus = host(H100_XML) + host(H200_XML)
+    facts = q.check_host(model("Qwen/Qwen3-8B"), q.Plan(tensor_parallel_size=2), gpus=gpus)
+    assert facts["gpu"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_memory_override_needs_no_gpu():
+    facts = q.check_host(model("Qwen/Qwen3-8B"), q.Plan(), gpu_memory_bytes=85017493504)
+    assert facts["checked"] is True
+    assert facts["fits"] is True
+    assert facts["gpus"] == []
+    with pytest.raises(q.SizingError, match="must be positive"):
+        q.check_host(model("Qwen/Qwen3-8B"), q.Plan(), gpu_memory_bytes=0)
+
+
+def test_mig_slices_are_not_sized_as_whole_gpus():
+    [gpu] = host(H100_XML)
+    mig = gpu.__class__(**{**gpu.as_dict(), "mig_mode": "Enabled"})
+    facts = q.check_host(model("Qwen/Qwen3-0.6B"), q.Plan(), gpus=[mig])
+    assert facts["fits"] is False
+    assert any("MIG is enabled" in p for p in facts["problems"])
+
+
+def test_host_without_gpu_is_reported_not_failed():
+    facts = q.not_checked("this host has no NVIDIA GPU (nvidia-smi is not installed)")
+    assert facts == {
+        "checked": False,
+        "fits": None,
+        "msg": "this host has no NVIDIA GPU (nvidia-smi is not installed)",
+        "problems": [],
+        "gpus": [],
+    }
+    with pytest.raises(q.SizingError, match="no GPU was listed"):
+        q.check_host(model("Qwen/Qwen3-8B"), q.Plan(), gpus=[])
+
+
+# --- the module file: documentation and argument_spec agree ---------------------------------------------
+
+
+def module_source():
+    return ast.parse(MODULE.read_text())
+
+
+def documented_options():
+    for node in module_source().body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION":
+            return yaml.safe_load(ast.literal_eval(node.value))["options"]
+    raise AssertionError("no DOCUMENTATION")
+
+
+def argument_spec():
+    for node in ast.walk(module_source()):
+        if isinstance(node, ast.keyword) and node.arg == "argument_spec":
+            return ast.literal_eval(node.value)
+    raise AssertionError("no argument_spec")
+
+
+def test_documentation_matches_argument_spec():
+    docs, spec = documented_options(), argument_spec()
+    assert set(docs) == set(spec)
+    for name, option in spec.items():
+        assert docs[name]["type"] == option["type"], name
+        assert docs[name].get("default") == option.get("default"), name
+        assert docs[name].get("choices") == option.get("choices"), name
+        assert docs[name].get("required", False) == option.get("required", False), name
+
+
+def test_module_defaults_match_the_engine():
+    spec = argument_spec()
+    assert spec["gpu_memory_utilization"]["default"] == q.DEFAULT_GPU_MEMORY_UTILIZATION
+    assert "supports_check_mode=True" in MODULE.read_text()
