@@ -198,10 +198,13 @@ GIB = 1 << 30
 MIB = 1 << 20
 
 # usable_bytes: what the CUDA runtime reports as total memory (torch.cuda.mem_get_info()[1]); it is
-# nvidia-smi's memory.total minus memory.reserved. cost_rank orders the GPUs by typical rental price
-# (1 = cheapest); the recommender uses it only to break ties between layouts of equal GPU count.
+# nvidia-smi's memory.total minus memory.reserved. nvlink: the SXM/HGX boards sold in 4- and 8-GPU
+# NVLink/NVSwitch nodes, where NCCL's buffers are larger (PCIe variants are recognised by name).
+# cost_rank orders the GPUs by typical rental price (1 = cheapest); the recommender uses it only to
+# break ties between layouts of equal GPU count.
 GPUS = {
     "L4": {
+        "nvlink": False,
         "product_names": ["NVIDIA L4"],
         "usable_bytes": int(22.03 * GIB),
         "nvidia_smi_total_mib": 23034,
@@ -212,6 +215,7 @@ GPUS = {
         "date": "2026-11-22",
     },
     "A10G": {
+        "nvlink": False,
         "product_names": ["NVIDIA A10G"],
         "usable_bytes": int(22.19 * GIB),
         "nvidia_smi_total_mib": 23028,
@@ -222,6 +226,7 @@ GPUS = {
         "date": "2026-11-22",
     },
     "L40S": {
+        "nvlink": False,
         "product_names": ["NVIDIA L40S"],
         "usable_bytes": int(44.39 * GIB),
         "nvidia_smi_total_mib": 46068,
@@ -232,6 +237,7 @@ GPUS = {
         "date": "2026-11-22",
     },
     "A100-40GB": {
+        "nvlink": True,
         "product_names": ["NVIDIA A100-SXM4-40GB", "NVIDIA A100-PCIE-40GB", "NVIDIA A100 40GB"],
         "usable_bytes": int(39.39 * GIB),
         "nvidia_smi_total_mib": 40960,
@@ -242,6 +248,7 @@ GPUS = {
         "date": "2026-11-22",
     },
     "A100-80GB": {
+        "nvlink": True,
         "product_names": ["NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe", "NVIDIA A100-PCIE-80GB"],
         "usable_bytes": int(79.25 * GIB),
         "nvidia_smi_total_mib": 81920,
@@ -252,6 +259,7 @@ GPUS = {
         "date": "2026-11-22",
     },
     "H20": {
+        "nvlink": True,
         "product_names": ["NVIDIA H20"],
         "usable_bytes": int(95.00 * GIB),
         "nvidia_smi_total_mib": 97871,
@@ -262,6 +270,7 @@ GPUS = {
         "date": "2026-11-22",
     },
     "H100-80GB": {
+        "nvlink": True,
         "product_names": ["NVIDIA H100 80GB HBM3", "NVIDIA H100"],
         "usable_bytes": 85017493504,
         "nvidia_smi_total_mib": 81559,
@@ -273,6 +282,7 @@ GPUS = {
         "date": "2026-11-22",
     },
     "H200-141GB": {
+        "nvlink": True,
         "product_names": ["NVIDIA H200"],
         "usable_bytes": 150109880320,
         "nvidia_smi_total_mib": 143771,

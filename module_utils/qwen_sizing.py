@@ -86,8 +86,11 @@ GPUS_PER_NODE = 8
 CUDA_CONTEXT_BYTES = int(0.5 * GIB)
 # NCCL communicators (torch.distributed + vLLM's PyNccl, plus custom all-reduce IPC buffers) when
 # tensor_parallel_size x pipeline_parallel_size > 1: ~0.82 GiB per GPU, measured on the lent H100/H200
-# machines. Since vLLM initialises the distributed environment before the baseline snapshot
-# (gpu_worker.init_device), this too sits outside the reservation and only enters the start-up check.
+# machines. NCCL (>= 2.22) connects peers lazily, so most of this is allocated by the first large
+# collectives of the profiling run and charged to the reservation as non-torch memory: a TP=4 A100
+# node started with only 1.18 GiB of headroom and then lost ~2 GiB more than single-GPU accounting
+# explains (tools/sizing_cases.py). It is charged on NVLink/NVSwitch GPUs, where NCCL opens many
+# channels; on PCIe-only cards (L4, A10G, L40S, workstation GPUs) a TP=2 log shows no such charge.
 NCCL_COMMUNICATOR_BYTES = int(0.82 * GIB)
 # cuBLAS/cuBLASLt workspaces created by the first GEMMs of the profiling run, which vLLM counts as
 # "non-torch increase" and charges against the reservation: ~0.25 GiB, measured on the lent H100/H200.
@@ -574,6 +577,8 @@ class Device:
 
     name: str
     usable_bytes: int
+    # GPUs on NVLink/NVSwitch (SXM boards): NCCL allocates many channels' buffers there.
+    nvlink: bool = False
 
     @property
     def usable_gib(self) -> float:
@@ -585,7 +590,7 @@ def gpu_from_catalog(name: str) -> Device:
     wanted = GPU_ALIASES.get(name.upper(), name)
     for key, info in GPUS.items():
         if key.lower() == wanted.lower():
-            return Device(key, int(info["usable_bytes"]))
+            return Device(key, int(info["usable_bytes"]), nvlink=bool(info["nvlink"]))
     raise SizingError(f"unknown GPU {name!r}: one of {', '.join(GPUS)}, or pass the memory directly")
 
 
@@ -595,6 +600,14 @@ def catalog_name_for(product_name: str) -> str | None:
         if product_name in info.get("product_names", []):
             return key
     return None
+
+
+def device_for(product_name: str, usable_bytes: int) -> Device:
+    """A GPU as nvidia-smi names it, with its measured usable bytes; NVLink as the catalog says for the
+    model, never for PCIe boards."""
+    key = catalog_name_for(product_name)
+    nvlink = bool(key and GPUS[key]["nvlink"]) and "pcie" not in product_name.lower()
+    return Device(product_name, usable_bytes, nvlink=nvlink)
 
 
 def default_batch_budget(device: Device) -> tuple[int, int]:
@@ -946,11 +959,14 @@ def _stage_memory(
             dense + moe
         )
     reservation = int(device.usable_bytes * plan.gpu_memory_utilization)
-    available = reservation - weights - peak - NON_TORCH_PROFILE_BYTES - graphs
+    non_torch = NON_TORCH_PROFILE_BYTES
+    if plan.world_size > 1 and device.nvlink:
+        non_torch += NCCL_COMMUNICATOR_BYTES
+    available = reservation - weights - peak - non_torch - graphs
     per_token = kv_bytes_per_token(arch, plan, end - start)
     blocks = max(0, available // (plan.block_size * per_token)) if per_token else 0
     return StageMemory(
-        stage, span, weights, peak, forward, sampler, NON_TORCH_PROFILE_BYTES, graphs, reservation,
+        stage, span, weights, peak, forward, sampler, non_torch, graphs, reservation,
         available, per_token, blocks,
     )  # fmt: skip
 
@@ -1029,7 +1045,7 @@ def size(
             "cudagraph_in_budget": plan.cudagraph_in_budget and not plan.enforce_eager,
         },
         "weights_source": "safetensors headers" if tensors is not None else "config.json",
-        "outside_reservation_gib": round(_outside_reservation(plan) / GIB, 3),
+        "outside_reservation_gib": round(CUDA_CONTEXT_BYTES / GIB, 3),
         "limiting_stage": limiting.stage,
         "stages": [s.as_gib() for s in stages],
         "vllm_args": plan.vllm_args(),
@@ -1037,24 +1053,20 @@ def size(
     return result
 
 
-def _outside_reservation(plan: Plan) -> int:
-    """Memory in use before vLLM's baseline snapshot: CUDA context, plus NCCL when distributed."""
-    return CUDA_CONTEXT_BYTES + (NCCL_COMMUNICATOR_BYTES if plan.world_size > 1 else 0)
-
-
 def _memory_problems(
     arch: Architecture, device: Device, plan: Plan, stages: list[StageMemory], longest: int
 ) -> list[str]:
     problems = []
     util = plan.gpu_memory_utilization
-    free_at_start = device.usable_bytes - _outside_reservation(plan)
+    # Only the CUDA context exists when vLLM compares free memory with the request (NCCL comes later).
+    free_at_start = device.usable_bytes - CUDA_CONTEXT_BYTES
     if free_at_start < device.usable_bytes * util:
         ceiling = math.floor(free_at_start / device.usable_bytes * 100) / 100
         problems.append(
             f"--gpu-memory-utilization {util:g} asks for {device.usable_bytes * util / GIB:.2f} GiB per GPU "
             "but "
-            f"only {free_at_start / GIB:.2f} GiB is free after the CUDA context"
-            f"{' and NCCL' if plan.world_size > 1 else ''}; vLLM refuses to start: lower it to {ceiling:g}"
+            f"only {free_at_start / GIB:.2f} GiB is free after the CUDA context; vLLM refuses to start: "
+            f"lower it to {ceiling:g}"
         )
     worst = max(stages, key=lambda s: s.weights)
     if worst.weights >= worst.reservation:
@@ -1253,7 +1265,7 @@ def check_host(
             raise SizingError("no GPU was listed by nvidia-smi")
         used = sorted(gpus, key=lambda g: g.usable_bytes)[: min(world, len(gpus))]
         smallest = used[0]
-        device = Device(smallest.name, smallest.usable_bytes)
+        device = device_for(smallest.name, smallest.usable_bytes)
         plan = replace(plan, gpus_available=len(gpus))
         gpu_facts = [
             {"index": g.index, "name": g.name, "usable_gib": round(g.usable_bytes / GIB, 3)} for g in gpus

@@ -211,8 +211,7 @@ def format_size(model: str, result: qwen_sizing.SizingResult) -> str:
     for label, key in rows:
         lines.append(f"    {label:<32}" + "".join(_gib(s[key]).rjust(14) for s in stages))
     lines += [
-        f"    {'outside the reservation':<32}{_gib(b['outside_reservation_gib']).rjust(14)}"
-        "  (CUDA context, NCCL)",
+        f"    {'outside the reservation':<32}{_gib(b['outside_reservation_gib']).rjust(14)}  (CUDA context)",
         "",
         f"  KV cache tokens            {result.kv_cache_tokens:,}",
         f"  max concurrency            {result.max_concurrency:g}x at {result.max_model_len:,} tokens "

@@ -517,6 +517,22 @@ def test_profiling_peak_grows_with_the_batch_budget():
     assert large.breakdown["stages"][0]["sampler_peak_gib"] > small.breakdown["stages"][0]["sampler_peak_gib"]
 
 
+@pytest.mark.parametrize(
+    ("device", "tp", "non_torch_gib"),
+    [
+        (H100, 1, 0.5),
+        (H100, 2, 0.5 + 0.82),  # NCCL's buffers are allocated during profiling on NVLink nodes
+        (q.gpu_from_catalog("L40S"), 2, 0.5),  # PCIe-only: no such charge seen
+        (q.device_for("NVIDIA A100 80GB PCIe", 79 * GIB), 2, 0.5),
+        (q.device_for("NVIDIA A100-SXM4-80GB", 79 * GIB), 2, 0.5 + 0.82),
+        (q.device_for("Some Future GPU", 79 * GIB), 2, 0.5),
+    ],
+)
+def test_nccl_is_charged_on_nvlink_gpus(device, tp, non_torch_gib):
+    result = q.size(arch("Qwen/Qwen3-8B"), device, q.Plan(tensor_parallel_size=tp), suggest=False)
+    assert result.breakdown["stages"][0]["non_torch_gib"] == pytest.approx(non_torch_gib, abs=0.002)
+
+
 def test_enforce_eager_and_old_vllm_drop_the_cuda_graph_estimate():
     model = arch("Qwen/Qwen3-8B")
     graphs = [
@@ -658,10 +674,11 @@ def test_weights_too_large_names_the_shortfall():
 
 
 def test_utilization_above_the_free_memory_refuses_to_start():
-    result = q.size(arch("Qwen/Qwen3-8B"), H100, q.Plan(tensor_parallel_size=2, gpu_memory_utilization=0.99))
+    # The CUDA context (0.5 GiB) is in use before vLLM compares free memory with its request.
+    result = q.size(arch("Qwen/Qwen3-8B"), H100, q.Plan(gpu_memory_utilization=0.995))
     assert not result.fits
-    assert "vLLM refuses to start: lower it to 0.98" in result.problems[0]
-    assert q.size(arch("Qwen/Qwen3-8B"), H100, q.Plan(gpu_memory_utilization=0.99)).fits  # no NCCL at TP=1
+    assert "vLLM refuses to start: lower it to 0.99" in result.problems[0]
+    assert q.size(arch("Qwen/Qwen3-8B"), H100, q.Plan(gpu_memory_utilization=0.99)).fits
 
 
 def test_context_beyond_max_position_embeddings_needs_rope_scaling():
