@@ -1,0 +1,118 @@
+#!/usr/bin/python
+"""Ansible module: what GPUs, NVLink/NVSwitch and RDMA fabric does this host have?"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: gpu_facts
+short_description: Report the host's NVIDIA GPUs, NVLink/NVSwitch topology and RDMA (IB, RoCE, EFA) devices
+description:
+  - Reads C(nvidia-smi -q -x) (count, model, architecture, usable memory, driver and CUDA versions),
+    C(nvidia-smi topo -m) (NVLink pairs and the PCIe matrix), C(/sys/class/infiniband) (InfiniBand and RoCE
+    HCAs with their ports, AWS EFA devices) and C(/sys/bus/pci/devices) (NVSwitch chips).
+  - On a host without a GPU or without a working nvidia-smi it returns C(gpu_present=false) and says why
+    in C(msg); fabric facts are still returned. It fails only if O(require_gpu=true).
+  - Read-only; it runs the same in check mode.
+options:
+  require_gpu:
+    description: Fail when no GPU is found.
+    type: bool
+    default: false
+  sysfs_root:
+    description: Root under which C(sys/class/infiniband) and C(sys/bus/pci/devices) are read (tests).
+    type: path
+    default: /
+author: qwen-infra
+"""
+
+EXAMPLES = r"""
+- name: Read the GPU and fabric facts
+  gpu_facts:
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ gpu_facts.msg }}"
+"""
+
+RETURN = r"""
+gpu_present: {description: Whether nvidia-smi listed at least one GPU., type: bool, returned: always}
+gpu_count: {description: Number of GPUs., type: int, returned: always}
+gpu_model: {description: Product name (names joined when mixed)., type: str, returned: always}
+gpu_architecture: {description: product_architecture, e.g. Hopper., type: str, returned: always}
+usable_bytes_min: {description: Smallest usable memory (total - reserved)., type: int, returned: always}
+driver_version: {description: NVIDIA driver version., type: str, returned: always}
+cuda_version: {description: Highest CUDA version the driver supports., type: str, returned: always}
+nvlink_present: {description: Whether any GPU pair is linked by NVLink., type: bool, returned: always}
+nvlink_pairs: {description: 'NVLinks per GPU pair, e.g. {"GPU0-GPU1": 18}.', type: dict, returned: always}
+nvswitch_count: {description: NVSwitch chips on the PCI bus., type: int, returned: always}
+hcas: {description: InfiniBand and RoCE device names., type: list, returned: always}
+hca_ports: {description: Active ports as NCCL_IB_HCA entries (mlx5_0:1)., type: list, returned: always}
+efa_count: {description: AWS EFA devices., type: int, returned: always}
+msg: {description: One-line summary, or why no GPU was found., type: str, returned: always}
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.gpu_host import (
+    GpuHostParseError,
+    assemble_facts,
+    count_nvswitches,
+    parse_architectures,
+    parse_topo_matrix,
+    read_infiniband,
+)
+from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml
+
+
+def read_nvidia_smi(module):
+    """(gpus, architectures, topology, reason): empty lists and a reason when there is no usable GPU."""
+    binary = module.get_bin_path("nvidia-smi")
+    if binary is None:
+        return [], [], None, "nvidia-smi is not installed"
+    rc, out, err = module.run_command([binary, "-q", "-x"])
+    if rc != 0:
+        return [], [], None, f"nvidia-smi failed (rc={rc}): {(err or out).strip()}"
+    try:
+        gpus = [gpu.as_dict() for gpu in parse_nvidia_smi_xml(out)]
+        architectures = parse_architectures(out)
+    except (NvidiaSmiParseError, GpuHostParseError) as error:
+        module.fail_json(msg=f"cannot read nvidia-smi's output: {error}")
+    if not gpus:
+        return [], [], None, "nvidia-smi lists no GPU"
+    topology = None
+    rc, out, err = module.run_command([binary, "topo", "-m"])
+    if rc == 0:
+        try:
+            topology = parse_topo_matrix(out)
+        except GpuHostParseError as error:
+            module.warn(f"nvidia-smi topo -m not understood: {error}")
+    return gpus, architectures, topology, ""
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "require_gpu": {"type": "bool", "default": False},
+            "sysfs_root": {"type": "path", "default": "/"},
+        },
+        supports_check_mode=True,  # read-only: runs the same in check mode
+    )
+    root = Path(module.params["sysfs_root"])
+    gpus, architectures, topology, reason = read_nvidia_smi(module)
+    facts = assemble_facts(
+        gpus,
+        architectures,
+        topology,
+        read_infiniband(root / "sys/class/infiniband"),
+        count_nvswitches(root / "sys/bus/pci/devices"),
+        absent_reason=reason,
+    )
+    if not facts["gpu_present"] and module.params["require_gpu"]:
+        module.fail_json(ansible_facts={"gpu_facts": facts}, **facts)
+    module.exit_json(changed=False, ansible_facts={"gpu_facts": facts}, **facts)
+
+
+if __name__ == "__main__":
+    main()

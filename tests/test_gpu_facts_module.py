@@ -1,0 +1,99 @@
+"""The gpu_facts module end to end: run by ansible-core against a fake nvidia-smi and a fake sysfs tree."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+H100 = REPO / "tests" / "fixtures" / "gpu" / "h100-80gb-hbm3"
+ANSIBLE = Path(sys.executable).parent / "ansible"
+
+pytestmark = pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible is not installed next to pytest")
+
+
+def run_module(tmp_path: Path, path_dirs: list[Path], args: str = "", check: bool = False) -> dict:
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"]),
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+    }
+    command = [
+        str(ANSIBLE),
+        "localhost",
+        "-c",
+        "local",
+        "-m",
+        "gpu_facts",
+        "-a",
+        f"sysfs_root={tmp_path} {args}",
+    ]
+    done = subprocess.run(
+        [*command, *(["--check"] if check else [])],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = json.loads(done.stdout)
+    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def fake_nvidia_smi(tmp_path: Path) -> Path:
+    """A bin/ directory whose nvidia-smi prints the real H100 captures."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "nvidia-smi"
+    script.write_text(
+        f'#!/bin/sh\nif [ "$1" = topo ]; then cat {H100}/topo-m.txt; else cat {H100}/nvidia-smi-q.xml; fi\n'
+    )
+    script.chmod(0o755)
+    return bin_dir
+
+
+def test_real_h100_output_in_check_mode(tmp_path):
+    result = run_module(tmp_path, [fake_nvidia_smi(tmp_path)], check=True)
+    assert result["changed"] is False
+    facts = result["ansible_facts"]["gpu_facts"]
+    assert facts["gpu_present"] is True
+    assert facts["gpu_model"] == "NVIDIA H100 80GB HBM3"
+    assert facts["topology"]["gpus"] == ["GPU0"]
+    assert result["gpu_count"] == 1
+
+
+def test_no_gpu_is_a_fact_not_a_failure(tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    result = run_module(tmp_path, [empty])
+    assert result.get("failed") is not True
+    assert result["gpu_present"] is False
+    assert "nvidia-smi is not installed" in result["msg"]
+
+
+def test_require_gpu_fails_without_one(tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    result = run_module(tmp_path, [empty], args="require_gpu=true")
+    assert result["failed"] is True
+    assert result["msg"] == "no NVIDIA GPU on this host: nvidia-smi is not installed"
+
+
+def test_broken_nvidia_smi_is_reported(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(
+        "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver.'\nexit 9\n"
+    )
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    result = run_module(tmp_path, [bin_dir])
+    assert result["gpu_present"] is False
+    assert "nvidia-smi failed (rc=9)" in result["msg"]
