@@ -65,6 +65,7 @@ class Case:
     logged_kv_tokens: int | None = None
     logged_kv_gib: float | None = None
     gpu_label: str = ""
+    model_label: str = ""  # for config.json dicts: the checkpoint the log served
     expect_fits: bool = True
     kv_known_miss: str | None = None  # why the KV prediction misses the bar (reported, not hidden)
     notes: list[str] = field(default_factory=list)
@@ -165,6 +166,7 @@ CASES = [
     ),
     Case(
         key="llama-3.1-8b-rtx-3090-20k",
+        model_label="meta-llama/Llama-3.1-8B-Instruct",
         model=LLAMA_3_1_8B,
         gpu=23.58,
         gpu_label="RTX 3090 (23.58 GiB)",
@@ -183,6 +185,7 @@ CASES = [
     ),
     Case(
         key="llama-3.1-8b-rtx-3090-29k",
+        model_label="meta-llama/Llama-3.1-8B-Instruct",
         model=LLAMA_3_1_8B,
         gpu=23.58,
         gpu_label="RTX 3090 (23.58 GiB)",
@@ -203,6 +206,7 @@ CASES = [
     ),
     Case(
         key="llama-3-8b-h100",
+        model_label="meta-llama/Meta-Llama-3-8B",
         model=LLAMA_3_8B,
         gpu=79.22,
         gpu_label="H100 (79.22 GiB)",
@@ -255,6 +259,7 @@ CASES = [
     # Weights only: the log gives "Model loading took" but not a comparable KV line.
     Case(
         key="qwen3-coder-30b-a3b",
+        model_label="Qwen/Qwen3-Coder-30B-A3B-Instruct",
         model=QWEN3_CODER_30B_A3B,
         gpu="A100-80GB",
         plan={"max_model_len": 131072},
@@ -274,6 +279,7 @@ CASES = [
     ),
     Case(
         key="qwen2.5-14b-a100-40gb",
+        model_label="Qwen/Qwen2.5-14B-Instruct",
         model=QWEN2_5_14B,
         gpu="A100-40GB",
         plan={"max_model_len": 4096},
@@ -284,6 +290,7 @@ CASES = [
     ),
     Case(
         key="qwen3-4b-thinking-2507",
+        model_label="Qwen/Qwen3-4B-Thinking-2507",
         model=QWEN3_4B_2507,
         gpu="A100-40GB",
         plan={"max_model_len": 32768},
@@ -294,6 +301,7 @@ CASES = [
     ),
     Case(
         key="llama-3-8b-tp2-h100",
+        model_label="meta-llama/Meta-Llama-3-8B",
         model=LLAMA_3_8B,
         gpu=79.22,
         gpu_label="H100 (79.22 GiB)",

@@ -1,0 +1,35 @@
+"""docs/sizing.md carries the current output of tools/sizing_report.py (regenerate it when this fails)."""
+
+from pathlib import Path
+
+from tools.sizing_report import report
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "sizing.md"
+BEGIN, END = "<!-- sizing_report: begin -->\n", "\n<!-- sizing_report: end -->"
+
+
+def test_docs_table_is_current():
+    text = DOC.read_text()
+    embedded = text[text.index(BEGIN) + len(BEGIN) : text.index(END)]
+    assert embedded == report(), (
+        "run: .venv/bin/python tools/sizing_report.py and paste it into docs/sizing.md"
+    )
+
+
+def test_docs_name_every_constant_the_engine_uses():
+    text = DOC.read_text()
+    for constant in (
+        "DEFAULT_GPU_MEMORY_UTILIZATION",
+        "DEFAULT_BLOCK_SIZE",
+        "VOCAB_PADDING",
+        "FUSED_MOE_CHUNK_TOKENS",
+        "MAX_CUDAGRAPH_CAPTURE_SIZE",
+        "CUDA_CONTEXT_BYTES",
+        "NCCL_COMMUNICATOR_BYTES",
+        "CUBLAS_WORKSPACE_BYTES",
+        "PROFILE_WORKSPACE_BYTES",
+        "SAMPLER_BYTES_PER_LOGIT",
+        "HIDDEN_BUFFERS",
+        "CUDAGRAPH_BYTES_PER_CAPTURE",
+    ):
+        assert f"`{constant}`" in text, constant
