@@ -98,8 +98,8 @@ CUBLAS_WORKSPACE_BYTES = int(0.25 * GIB)
 # Everything else the profiling run leaves behind that is neither weights nor the activation peak:
 # lazily loaded kernel modules, attention-backend and sampler workspaces. No single vLLM constant;
 # 0.25 GiB is fitted to the regression logs (docs/sizing.md), where it centres the KV-token errors,
-# and agrees with the 0.35-0.44 GiB "non_torch_memory" vLLM's V0 profiler printed on single GPUs
-# (vLLM issues #10517, #11550) once the cuBLAS part above is taken out.
+# and agrees with the 0.34-0.44 GiB "non_torch_memory" vLLM's V0 profiler printed on single GPUs
+# (0.35 GiB in vLLM issue #10517; other published logs) once the cuBLAS part above is taken out.
 PROFILE_WORKSPACE_BYTES = int(0.25 * GIB)
 NON_TORCH_PROFILE_BYTES = CUBLAS_WORKSPACE_BYTES + PROFILE_WORKSPACE_BYTES
 # The profiling run's sampler pass over max_num_seqs rows: logits in the model dtype (2 B), their fp32
