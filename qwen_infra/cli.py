@@ -97,12 +97,23 @@ def _fail(command: str, message: str) -> int:
     return BAD_ARGUMENTS
 
 
+# What to serve when a catalog model is sized with a quantization it does not carry itself: the
+# official pre-quantized checkpoint for 4-bit schemes, vLLM's online FP8 for fp8.
+SERVED_SUFFIX = {"awq": "-AWQ", "gptq": "-GPTQ-Int4"}
+
+
 def _load_model(model: str, quantization: str | None):
-    """(architecture, checkpoint tensors or None, the name to put after `vllm serve`)."""
+    """(architecture, checkpoint tensors or None, the words to put after `vllm serve`)."""
     arch, checkpoint = qwen_sizing.resolve_model(model)
+    already_quantized = arch.quantization.is_quantized
     arch = qwen_sizing.with_quantization(arch, quantization)
     tensors = qwen_sizing.checkpoint_tensors(checkpoint) if checkpoint else None
-    return arch, tensors, str(checkpoint) if checkpoint else arch.name
+    served = str(checkpoint) if checkpoint else arch.name
+    if quantization in SERVED_SUFFIX and not already_quantized and not checkpoint:
+        served += SERVED_SUFFIX[quantization]
+    elif quantization in {"awq", "gptq", "fp8"} and not already_quantized:
+        served += f" --quantization {quantization}"
+    return arch, tensors, served
 
 
 def _device(args) -> qwen_sizing.Device:

@@ -144,3 +144,23 @@ def test_recommend_table_and_nothing_fits(capsys):
     assert "recommended: 1 x L4" in out
     assert cli.main(["recommend", "Qwen/Qwen3-235B-A22B", "--gpu", "L4", "--max-gpus", "4"]) == 1
     assert "nothing in the catalog fits" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "serve"),
+    [
+        (["size", "Qwen3-32B", "--tp", "2"], "vllm serve Qwen/Qwen3-32B --tensor-parallel-size 2"),
+        (
+            ["size", "Qwen/Qwen3-32B", "--quantization", "awq", "--gpu", "H200"],
+            "vllm serve Qwen/Qwen3-32B-AWQ ",
+        ),
+        (
+            ["size", "Qwen/Qwen3-32B", "--quantization", "fp8", "--gpu", "H200"],
+            "Qwen3-32B --quantization fp8 ",
+        ),
+        (["recommend", "Qwen/Qwen3-8B", "--precision", "gptq"], "vllm serve Qwen/Qwen3-8B-GPTQ-Int4 "),
+    ],
+)
+def test_the_printed_command_serves_what_was_sized(capsys, argv, serve):
+    assert cli.main(argv) == 0
+    assert serve in capsys.readouterr().out
