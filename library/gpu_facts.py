@@ -19,6 +19,12 @@ options:
     description: Fail when no GPU is found.
     type: bool
     default: false
+  profile:
+    description:
+      - Host profile to compare against, an AWS instance type (module_utils/aws_instances.py) or an
+        on-premises shape (gpu_host.ONPREM_PROFILES). Adds C(expected) and C(problems); an unknown
+        profile fails the module.
+    type: str
   sysfs_root:
     description: Root under which C(sys/class/infiniband) and C(sys/bus/pci/devices) are read (tests).
     type: path
@@ -49,21 +55,27 @@ nvswitch_count: {description: NVSwitch chips on the PCI bus., type: int, returne
 hcas: {description: InfiniBand and RoCE device names., type: list, returned: always}
 hca_ports: {description: Active ports as NCCL_IB_HCA entries (mlx5_0:1)., type: list, returned: always}
 efa_count: {description: AWS EFA devices., type: int, returned: always}
+expected: {description: What the profile requires (with O(profile))., type: dict, returned: with profile}
+problems: {description: Measured vs expected shortfalls., type: list, returned: with profile}
 msg: {description: One-line summary, or why no GPU was found., type: str, returned: always}
 """
 
 from pathlib import Path
 
+from ansible.module_utils.aws_instances import INSTANCES
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.gpu_host import (
     GpuHostParseError,
     assemble_facts,
+    compare_with_profile,
     count_nvswitches,
     parse_architectures,
     parse_topo_matrix,
+    profile_expectations,
     read_infiniband,
 )
 from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml
+from ansible.module_utils.qwen_catalogs import GPUS
 
 
 def read_nvidia_smi(module):
@@ -95,11 +107,18 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "require_gpu": {"type": "bool", "default": False},
+            "profile": {"type": "str"},
             "sysfs_root": {"type": "path", "default": "/"},
         },
         supports_check_mode=True,  # read-only: runs the same in check mode
     )
     root = Path(module.params["sysfs_root"])
+    expected = None
+    if module.params["profile"]:
+        try:
+            expected = profile_expectations(module.params["profile"], INSTANCES, GPUS)
+        except LookupError as error:
+            module.fail_json(msg=str(error))
     gpus, architectures, topology, reason = read_nvidia_smi(module)
     facts = assemble_facts(
         gpus,
@@ -109,6 +128,9 @@ def main():
         count_nvswitches(root / "sys/bus/pci/devices"),
         absent_reason=reason,
     )
+    if expected is not None:
+        facts["expected"] = expected
+        facts["problems"] = compare_with_profile(facts, expected)
     if not facts["gpu_present"] and module.params["require_gpu"]:
         module.fail_json(ansible_facts={"gpu_facts": facts}, **facts)
     module.exit_json(changed=False, ansible_facts={"gpu_facts": facts}, **facts)

@@ -250,3 +250,65 @@ def assemble_facts(
         f"IB/RoCE HCAs {len(hcas)}, EFA {len(efa)}"
     )
     return facts
+
+
+# On-premises and lab shapes, in the same fields as aws_instances.INSTANCES (gpu: a qwen_catalogs.GPUS
+# key). ib_hcas: compute-fabric HCAs the host must show (0 = not checked).
+ONPREM_PROFILES = {
+    "hgx-a100-8": {"gpus": 8, "gpu": "A100-80GB", "efa_interfaces": 0, "nvswitch": True, "ib_hcas": 8},
+    "hgx-h100-8": {"gpus": 8, "gpu": "H100-80GB", "efa_interfaces": 0, "nvswitch": True, "ib_hcas": 8},
+    "hgx-h200-8": {"gpus": 8, "gpu": "H200-141GB", "efa_interfaces": 0, "nvswitch": True, "ib_hcas": 8},
+    # The lent development machines: GPUs joined by NVLink directly (NV18), no NVSwitch, no RDMA.
+    "dev-h100-1": {"gpus": 1, "gpu": "H100-80GB", "efa_interfaces": 0, "nvswitch": False, "ib_hcas": 0},
+    "dev-h200-2": {"gpus": 2, "gpu": "H200-141GB", "efa_interfaces": 0, "nvswitch": False, "ib_hcas": 0},
+}
+# nvidia-smi's memory total may differ from the catalog's by the driver's reservation changes.
+USABLE_TOLERANCE = 0.02
+
+
+def profile_expectations(profile: str, aws_instances: dict, gpu_catalog: dict) -> dict:
+    """What a host of `profile` (an AWS instance type or an ONPREM_PROFILES name) must show.
+
+    Raises LookupError naming every known profile.
+    """
+    entry = aws_instances.get(profile) or ONPREM_PROFILES.get(profile)
+    if entry is None:
+        known = sorted([*aws_instances, *ONPREM_PROFILES])
+        raise LookupError(f"unknown GPU host profile {profile!r}; known: {', '.join(known)}")
+    gpu = gpu_catalog[entry["gpu"]]
+    return {
+        "profile": profile,
+        "gpu_count": entry["gpus"],
+        "gpu": entry["gpu"],
+        "product_names": gpu["product_names"],
+        "usable_bytes": gpu["usable_bytes"],
+        "efa_count": entry["efa_interfaces"],
+        "nvswitch": entry["nvswitch"],
+        "ib_hcas": entry.get("ib_hcas", 0),
+    }
+
+
+def compare_with_profile(facts: dict, expected: dict) -> list[str]:
+    """Every way the host's facts fall short of its profile, as 'measured vs expected' sentences."""
+    problems = []
+    if facts["gpu_count"] != expected["gpu_count"]:
+        problems.append(f"{facts['gpu_count']} GPUs found, {expected['gpu_count']} expected")
+    wrong = sorted({gpu["name"] for gpu in facts["gpus"]} - set(expected["product_names"]))
+    if wrong:
+        problems.append(
+            f"GPU model {', '.join(wrong)} found, {' or '.join(expected['product_names'])} expected"
+        )
+    floor = int(expected["usable_bytes"] * (1 - USABLE_TOLERANCE))
+    if facts["gpu_present"] and facts["usable_bytes_min"] < floor:
+        problems.append(
+            f"{facts['usable_bytes_min'] / (1 << 30):.2f} GiB usable on the smallest GPU, at least "
+            f"{floor / (1 << 30):.2f} GiB expected"
+        )
+    if facts["efa_count"] < expected["efa_count"]:
+        problems.append(f"{facts['efa_count']} EFA devices found, {expected['efa_count']} expected")
+    if expected["nvswitch"] and not facts["nvswitch_present"]:
+        problems.append("no NVSwitch found, the profile has NVSwitch")
+    active_hcas = len({port.split(":")[0] for port in facts["hca_ports"]})
+    if active_hcas < expected["ib_hcas"]:
+        problems.append(f"{active_hcas} IB/RoCE HCAs with an active port, {expected['ib_hcas']} expected")
+    return problems

@@ -1,11 +1,14 @@
 """GPU host parsers (module_utils/gpu_host.py) on real captures and fake sysfs trees with real names."""
 
+import json
 import os
 from pathlib import Path
 
+import aws_instances
 import gpu_host as gh
 import nvidia_smi
 import pytest
+import qwen_catalogs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gpu"
 H100 = FIXTURES / "h100-80gb-hbm3"
@@ -160,3 +163,94 @@ def test_facts_without_a_gpu_say_so(tmp_path):
 def test_architectures_refuse_broken_xml():
     with pytest.raises(gh.GpuHostParseError):
         gh.parse_architectures("<nvidia_smi_log><gpu>")
+
+
+# ---- the real 2x H200 machine and host profiles -------------------------------------------------------
+
+H200_X2 = FIXTURES / "h200-x2"
+
+
+def h200_x2_facts() -> dict:
+    xml = (H200_X2 / "nvidia-smi-q.xml").read_text()
+    gpus = [gpu.as_dict() for gpu in nvidia_smi.parse_nvidia_smi_xml(xml)]
+    topology = gh.parse_topo_matrix((H200_X2 / "topo-m.txt").read_text())
+    return gh.assemble_facts(gpus, gh.parse_architectures(xml), topology, [], 0)
+
+
+def test_two_h200_joined_by_18_nvlinks():
+    facts = h200_x2_facts()
+    assert facts["gpu_count"] == 2
+    assert facts["nvlink_pairs"] == {"GPU0-GPU1": 18}
+    assert facts["topology"]["cpu_affinity"] == {"GPU0": "0-31", "GPU1": "0-31"}
+    assert facts["msg"] == (
+        "2 x NVIDIA H200 (139.80 GiB usable), driver 580.159.04, CUDA 13.0, NVLink yes, NVSwitch 0, "
+        "IB/RoCE HCAs 0, EFA 0"
+    )
+
+
+def test_the_module_on_the_machine_reported_what_the_parsers_compute():
+    """gpu_facts.json is the module's own output on the 2x H200 machine (capture.sh)."""
+    reported = json.loads((H200_X2 / "gpu_facts.json").read_text())["ansible_facts"]["gpu_facts"]
+    computed = h200_x2_facts()
+    for key in ("gpu_count", "gpu_model", "usable_bytes_min", "nvlink_pairs", "driver_version", "msg"):
+        assert reported[key] == computed[key], key
+    assert reported["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected_problems"),
+    [
+        ("dev-h200-2", []),
+        (
+            "p5e.48xlarge",
+            [
+                "2 GPUs found, 8 expected",
+                "0 EFA devices found, 32 expected",
+                "no NVSwitch found, the profile has NVSwitch",
+            ],
+        ),
+        (
+            "hgx-h100-8",
+            [
+                "2 GPUs found, 8 expected",
+                "GPU model NVIDIA H200 found, NVIDIA H100 80GB HBM3 or NVIDIA H100 expected",
+                "no NVSwitch found, the profile has NVSwitch",
+                "0 IB/RoCE HCAs with an active port, 8 expected",
+            ],
+        ),
+    ],
+)
+def test_profiles_against_the_real_2x_h200(profile, expected_problems):
+    expected = gh.profile_expectations(profile, aws_instances.INSTANCES, qwen_catalogs.GPUS)
+    assert gh.compare_with_profile(h200_x2_facts(), expected) == expected_problems
+
+
+def test_too_little_usable_memory_is_measured_vs_expected():
+    facts = {**h200_x2_facts(), "usable_bytes_min": 100 << 30}
+    expected = gh.profile_expectations("dev-h200-2", aws_instances.INSTANCES, qwen_catalogs.GPUS)
+    assert gh.compare_with_profile(facts, expected) == [
+        "100.00 GiB usable on the smallest GPU, at least 137.00 GiB expected"
+    ]
+
+
+def test_unknown_profile_names_the_known_ones():
+    with pytest.raises(LookupError, match=r"unknown GPU host profile 'p9.96xlarge'; known: .*p5en\.48xlarge"):
+        gh.profile_expectations("p9.96xlarge", aws_instances.INSTANCES, qwen_catalogs.GPUS)
+
+
+@pytest.mark.parametrize(
+    "profile", ["p4d.24xlarge", "p4de.24xlarge", "p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge"]
+)
+def test_every_nvswitch_instance_type_expects_efa(profile):
+    expected = gh.profile_expectations(profile, aws_instances.INSTANCES, qwen_catalogs.GPUS)
+    assert expected["nvswitch"] is True
+    assert expected["gpu_count"] == 8
+    assert expected["efa_count"] in (4, 16, 32)
+
+
+def test_one_active_port_per_hca_counts_once(tmp_path):
+    make_rdma_device(tmp_path, "mlx5_0", {1: ("4: ACTIVE", "InfiniBand", "400 Gb/sec (4X NDR)")})
+    devices = gh.read_infiniband(tmp_path / "sys/class/infiniband")
+    facts = {**h200_x2_facts(), **{"hca_ports": gh.hca_ports(devices)}}
+    expected = {**gh.profile_expectations("dev-h200-2", {}, qwen_catalogs.GPUS), "ib_hcas": 2}
+    assert gh.compare_with_profile(facts, expected) == ["1 IB/RoCE HCAs with an active port, 2 expected"]
