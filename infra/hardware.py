@@ -1,0 +1,187 @@
+"""Choose the instance type and count: the cheapest catalog layout the sizing engine says fits.
+
+No Pulumi here: `python infra/plan.py` runs the same choice without a cloud account. The sizing engine
+(module_utils/qwen_sizing.py) alone decides whether a layout fits; this module only enumerates what AWS
+sells (module_utils/aws_instances.py) in price order and maps the engine's plan onto whole instances.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from config import StackConfig
+from sizing_engine import aws_instances, qwen_sizing
+
+TP_SIZES = (8, 4, 2, 1)
+
+
+class HardwareError(ValueError):
+    """No hardware in the catalog serves the model as configured."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen hardware and the vLLM layout that runs on it."""
+
+    instance_type: str
+    nodes: int
+    model: str
+    quantization: str | None  # --quantization for online quantization; None: the checkpoint decides
+    plan: qwen_sizing.Plan
+    result: qwen_sizing.SizingResult
+
+    @property
+    def instance(self) -> dict:
+        return aws_instances.INSTANCES[self.instance_type]
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        price = self.instance["usd_per_hour"]
+        return None if price is None else price * self.nodes
+
+    def vllm_args(self) -> list[str]:
+        args = self.plan.vllm_args()
+        if self.quantization:
+            args += ["--quantization", self.quantization]
+        if self.nodes > 1:  # pipeline stages on other hosts are reached through Ray
+            args += ["--distributed-executor-backend", "ray"]
+        return args
+
+    def summary(self) -> dict:
+        """JSON-ready description, exported as the stack's `hardware` output."""
+        entry = self.instance
+        return {
+            "instance_type": self.instance_type,
+            "nodes": self.nodes,
+            "gpu": entry["gpu"],
+            "gpus_per_node": entry["gpus"],
+            "efa_interfaces_per_node": entry["efa_interfaces"],
+            "nvswitch": entry["nvswitch"],
+            "usd_per_hour_per_node": entry["usd_per_hour"],
+            "usd_per_hour": self.usd_per_hour,
+            "price_region": aws_instances.PRICE_REGION,
+            "price_date": entry["price_date"],
+            "price_status": entry["price_status"],
+            "price_source": entry["price_source"],
+            "tensor_parallel_size": self.plan.tensor_parallel_size,
+            "pipeline_parallel_size": self.plan.pipeline_parallel_size,
+            "enable_expert_parallel": self.plan.enable_expert_parallel,
+            "max_model_len": self.result.max_model_len,
+            "max_concurrency": self.result.max_concurrency,
+            "kv_cache_tokens": self.result.kv_cache_tokens,
+            "weights_gib_per_gpu": self.result.weights_gib_per_rank,
+        }
+
+
+def resolve_model(config: StackConfig) -> tuple[qwen_sizing.Architecture, str | None]:
+    """The model's architecture at the configured precision, and the online --quantization flag."""
+    try:
+        arch, _ = qwen_sizing.resolve_model(config.model)
+        quantized = qwen_sizing.with_quantization(arch, config.quantization_flag)
+    except qwen_sizing.SizingError as error:
+        raise HardwareError(f"qwen-infra:model / precision: {error}") from None
+    online = config.quantization_flag if quantized.quantization != arch.quantization else None
+    return quantized, online
+
+
+def _price(pair: tuple[str, int]) -> tuple[float, int]:
+    """Sort key: total on-demand price per hour (unpriced types last), then fewer nodes."""
+    name, nodes = pair
+    return (aws_instances.INSTANCES[name]["usd_per_hour"] or math.inf) * nodes, nodes
+
+
+def _candidates(config: StackConfig, offered: set[str] | None) -> list[tuple[str, int]]:
+    """(instance type, nodes) pairs allowed by the configuration, cheapest first."""
+    if config.instance_type:
+        names = [config.instance_type]
+    else:
+        names = list(config.instance_types or aws_instances.INSTANCES)
+    gpus = {qwen_sizing.gpu_from_catalog(gpu).name for gpu in config.gpu_types}
+    pairs = []
+    for name in names:
+        entry = aws_instances.INSTANCES[name]
+        if (gpus and entry["gpu"] not in gpus) or (offered is not None and name not in offered):
+            continue
+        if entry["usd_per_hour"] is None and not config.instance_type:
+            continue  # no published price to rank it by: only used when named explicitly
+        # Pipeline stages on several hosts need the EFA fabric; without it, stay on one host.
+        most = config.max_nodes if entry["efa_interfaces"] else 1
+        counts = [config.instance_count] if config.instance_count else range(1, most + 1)
+        pairs += [(name, nodes) for nodes in counts]
+    return sorted(pairs, key=_price)
+
+
+def _plans(arch: qwen_sizing.Architecture, config: StackConfig, gpus_per_node: int, nodes: int):
+    """vLLM layouts that use every GPU of `nodes` hosts: the largest TP a host can hold, PP over the
+    rest (TP stays inside a host's NVLink/PCIe domain); MoE models also try expert parallelism."""
+    for tp in (t for t in TP_SIZES if t <= gpus_per_node and gpus_per_node % t == 0):
+        for expert_parallel in (False, True) if arch.is_moe and tp > 1 else (False,):
+            yield qwen_sizing.Plan(
+                tensor_parallel_size=tp,
+                pipeline_parallel_size=nodes * gpus_per_node // tp,
+                enable_expert_parallel=expert_parallel,
+                kv_cache_dtype=config.kv_cache_dtype,
+                max_model_len=config.max_model_len or None,
+            )
+
+
+def _fits(arch, config, name, nodes, tensors) -> tuple[qwen_sizing.Plan, qwen_sizing.SizingResult] | None:
+    entry = aws_instances.INSTANCES[name]
+    device = qwen_sizing.gpu_from_catalog(entry["gpu"])
+    for plan in _plans(arch, config, entry["gpus"], nodes):
+        result = qwen_sizing.size(arch, device, plan, tensors, suggest=False)
+        if result.fits and result.max_concurrency >= config.concurrency:
+            return replace(plan, max_model_len=result.max_model_len), result
+    return None
+
+
+def select(config: StackConfig, offered: set[str] | None = None) -> Selection:
+    """The cheapest (instance type, nodes) that fits; `offered` is what the availability zone sells
+    (None: do not filter). HardwareError says why nothing fits and what would."""
+    arch, online = resolve_model(config)
+    tensors = qwen_sizing.model_tensors(arch)  # computed once, reused by every size() below
+    for name, nodes in _candidates(config, offered):
+        hit = _fits(arch, config, name, nodes, tensors)
+        if hit:
+            return Selection(name, nodes, arch.name, online, *hit)
+    raise HardwareError(_refusal(arch, config, offered, tensors))
+
+
+def _refusal(arch, config: StackConfig, offered: set[str] | None, tensors) -> str:
+    wanted = (
+        f"{arch.name} ({arch.quantization.label()}) with {config.concurrency} concurrent request(s) of "
+        f"{config.max_model_len or arch.max_model_len_limit} tokens"
+    )
+    if offered is not None and (anywhere := _candidates(config, None)):
+        for name, nodes in anywhere:
+            if name not in offered and _fits(arch, config, name, nodes, tensors):
+                return (
+                    f"{wanted} fits {nodes} x {name}, but availability zone {config.availability_zone} does "
+                    f"not offer it (it offers {', '.join(sorted(offered)) or 'none of the catalog types'}): "
+                    "choose another qwen-infra:availabilityZone"
+                )
+    pairs = _candidates(config, None)
+    if not pairs:
+        return f"{wanted}: the instance filters (instanceType, instanceTypes, gpuTypes) leave no catalog type"
+    name, nodes = max(pairs, key=lambda p: _gpu_bytes(*p))
+    entry = aws_instances.INSTANCES[name]
+    device = qwen_sizing.gpu_from_catalog(entry["gpu"])
+    plan = next(_plans(arch, config, entry["gpus"], nodes))
+    result = qwen_sizing.size(arch, device, plan, tensors)
+    if result.fits:
+        detail = (
+            f"it fits, but its KV cache holds only {result.max_concurrency:g} such requests: lower "
+            "concurrency or maxModelLen, set kvCacheDtype fp8, or raise maxNodes"
+        )
+    else:
+        detail = "the sizing engine says: " + "; ".join(result.problems)
+    return (
+        f"{wanted} fits no catalog hardware allowed by this stack (up to {config.max_nodes} nodes). On the "
+        f"largest, {nodes} x {name} ({nodes * entry['gpus']} x {entry['gpu']}), {detail}"
+    )
+
+
+def _gpu_bytes(name: str, nodes: int) -> int:
+    entry = aws_instances.INSTANCES[name]
+    return nodes * entry["gpus"] * qwen_sizing.gpu_from_catalog(entry["gpu"]).usable_bytes
