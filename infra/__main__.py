@@ -1,11 +1,11 @@
-"""Pulumi program of qwen-infra.
+"""Pulumi program of qwen-infra: a right-sized GPU cluster for vLLM on AWS, handed to Ansible.
 
-The walking skeleton provisions nothing yet: it exports the contract later components fill in, so the
-inventory hand-off (inventories/prod) can be built against a stable shape.
+The work is in stack.py; this file only exports what it returns (see Pulumi.yaml for the configuration
+and docs/pulumi.md for the operator's steps).
 """
 
 import pulumi
+from stack import main
 
-# Each host Ansible will configure: address, role and what the GPU validation gate should expect.
-pulumi.export("hosts", [])
-pulumi.export("estimated_usd_per_hour", 0.0)
+for key, value in main().items():
+    pulumi.export(key, value)

@@ -1,0 +1,120 @@
+"""Security groups: the GPU nodes talk freely among themselves (EFA requires it), everything else is
+opened port by port, and neither SSH nor the API port is ever opened to 0.0.0.0/0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+SSH_PORT = 22
+HTTPS_PORT = 443
+GRAFANA_PORT = 3000
+# What the monitoring host scrapes on GPU nodes: node_exporter and dcgm-exporter (vLLM's /metrics is
+# on the API port).
+METRICS_PORTS = (9100, 9400)
+INTERNET = "0.0.0.0/0"
+
+
+@dataclass
+class SecurityArgs:
+    vpc_id: pulumi.Input[str]
+    api_port: int
+    admin_cidr: str = ""  # SSH (access ssh) and Grafana come only from here
+    ssh: bool = False
+    api_cidr: str = ""  # clients allowed straight to the API port, besides the load balancer
+    load_balancer: bool = False
+    client_cidrs: tuple[str, ...] = ()  # who reaches the load balancer's HTTPS listener
+    monitoring: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Group:
+    name: str
+    group: aws.ec2.SecurityGroup
+
+
+class ClusterSecurity(pulumi.ComponentResource):
+    """cluster_group_id (GPU nodes), and load_balancer_group_id / monitoring_group_id when wanted."""
+
+    def __init__(self, name: str, args: SecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("qwen-infra:security:ClusterSecurity", name, None, opts)
+        self._name, self._args = name, args
+        cluster = self._group("cluster", "GPU nodes: all traffic within the group (EFA), listed ports else")
+        self._rule(cluster, "self-in", "-1", None, source_group=cluster.group.id)
+        self._rule(cluster, "self-out", "-1", None, source_group=cluster.group.id, egress=True)
+        self._rule(cluster, "internet-out", "-1", None, cidr=INTERNET, egress=True)
+        self._admin_ssh(cluster)
+        if args.api_cidr:
+            self._rule(cluster, "api-clients", "tcp", args.api_port, cidr=args.api_cidr)
+        self.cluster_group_id = cluster.group.id
+        self.load_balancer_group_id: pulumi.Output[str] | None = None
+        self.monitoring_group_id: pulumi.Output[str] | None = None
+        if args.load_balancer:
+            balancer = self._group("load-balancer", "load balancer: HTTPS from clients, API on the GPU nodes")
+            for index, cidr in enumerate(args.client_cidrs):
+                self._rule(balancer, f"https-{index}", "tcp", HTTPS_PORT, cidr=cidr)
+            self._rule(balancer, "internet-out", "-1", None, cidr=INTERNET, egress=True)
+            self._admin_ssh(balancer)
+            self._rule(cluster, "api-from-lb", "tcp", args.api_port, source_group=balancer.group.id)
+            self.load_balancer_group_id = balancer.group.id
+        if args.monitoring:
+            monitor = self._group(
+                "monitoring", "monitoring: Grafana from the admin network, scrapes the nodes"
+            )
+            if args.admin_cidr:
+                self._rule(monitor, "grafana", "tcp", GRAFANA_PORT, cidr=args.admin_cidr)
+            self._rule(monitor, "internet-out", "-1", None, cidr=INTERNET, egress=True)
+            self._admin_ssh(monitor)
+            for port in (*METRICS_PORTS, args.api_port):
+                self._rule(cluster, f"metrics-{port}", "tcp", port, source_group=monitor.group.id)
+            self.monitoring_group_id = monitor.group.id
+        self.register_outputs(
+            {
+                "cluster_group_id": self.cluster_group_id,
+                "load_balancer_group_id": self.load_balancer_group_id,
+                "monitoring_group_id": self.monitoring_group_id,
+            }
+        )
+
+    def _group(self, role: str, description: str) -> _Group:
+        name = f"{self._name}-{role}"
+        group = aws.ec2.SecurityGroup(
+            name,
+            vpc_id=self._args.vpc_id,
+            description=description,
+            tags={**self._args.tags, "Name": name},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return _Group(name, group)
+
+    def _admin_ssh(self, group: _Group) -> None:
+        # With SSM access there is no SSH port at all: Ansible's SSH goes through Session Manager.
+        if self._args.ssh:
+            self._rule(group, "ssh-admin", "tcp", SSH_PORT, cidr=self._args.admin_cidr)
+
+    def _rule(
+        self,
+        group: _Group,
+        label: str,
+        protocol: str,
+        port: int | None,
+        *,
+        cidr: str | None = None,
+        source_group: pulumi.Input[str] | None = None,
+        egress: bool = False,
+    ) -> None:
+        rule = aws.vpc.SecurityGroupEgressRule if egress else aws.vpc.SecurityGroupIngressRule
+        rule(
+            f"{group.name}-{label}",
+            security_group_id=group.group.id,
+            ip_protocol=protocol,
+            from_port=port,
+            to_port=port,
+            cidr_ipv4=cidr,
+            referenced_security_group_id=source_group,
+            tags=self._args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,104 @@
+"""What the stack hands to Ansible: one record per host, the serving layout and how to connect.
+
+The stack exports these as `hosts`, `serving` and `access`; infra/inventory.py turns
+`pulumi stack output --json` into inventories/prod/hosts.yml from exactly these keys, and the GPU
+validation gate reads the gpu_expected_* values to know what each host must show.
+"""
+
+from __future__ import annotations
+
+from config import StackConfig
+from hardware import Selection
+from sizing_engine import aws_instances
+
+# Roles a host can have; serving hosts form the `vllm_servers` group (head first, then workers).
+SERVING_HEAD = "serving-head"
+SERVING_WORKER = "serving-worker"
+MONITORING = "monitoring"
+LOAD_BALANCER = "load-balancer"
+ROLES = (SERVING_HEAD, SERVING_WORKER, MONITORING, LOAD_BALANCER)
+
+# The Deep Learning AMI mounts the instance-store NVMe here (infra/userdata/model-cache.sh does it on
+# other AMIs): the model cache lives on local NVMe, not on EBS.
+MODEL_CACHE_DIR = "/opt/dlami/nvme/models"
+# The login user of Ubuntu AMIs, the Deep Learning Base AMI included.
+SSH_USER = "ubuntu"
+# The load balancer host's TLS listener.
+LOAD_BALANCER_PORT = 443
+
+HOST_KEYS = (
+    "name",
+    "role",
+    "instance_id",
+    "instance_type",
+    "private_ip",
+    "public_ip",
+    "availability_zone",
+    "gpu_expected_count",
+    "gpu_expected_efa_count",
+    "gpu_expected_nvswitch",
+)
+
+
+def gpu_expectations(instance_type: str) -> dict:
+    """What the GPU validation gate must find on a host of this type (zeros for CPU-only hosts)."""
+    entry = aws_instances.INSTANCES.get(instance_type)
+    if entry is None:
+        return {"gpu_expected_count": 0, "gpu_expected_efa_count": 0, "gpu_expected_nvswitch": False}
+    return {
+        "gpu_expected_count": entry["gpus"],
+        "gpu_expected_efa_count": entry["efa_interfaces"],
+        "gpu_expected_nvswitch": entry["nvswitch"],
+    }
+
+
+def host_record(name: str, role: str, instance_type: str, availability_zone: str, resolved: dict) -> dict:
+    """One host as exported; `resolved` holds the instance's instance_id, private_ip and public_ip."""
+    if role not in ROLES:
+        raise ValueError(f"unknown host role {role!r}")
+    return {
+        "name": name,
+        "role": role,
+        "instance_id": resolved["instance_id"],
+        "instance_type": instance_type,
+        "private_ip": resolved["private_ip"],
+        "public_ip": resolved.get("public_ip") or "",
+        "availability_zone": availability_zone,
+        **gpu_expectations(instance_type),
+    }
+
+
+def serving(config: StackConfig, selection: Selection) -> dict:
+    """The vLLM layout the sizing engine chose, in the vllm role's terms."""
+    plan = selection.plan
+    extra_args = []
+    if plan.enable_expert_parallel:
+        extra_args.append("--enable-expert-parallel")
+    if selection.nodes > 1:
+        extra_args += ["--distributed-executor-backend", "ray"]
+    return {
+        "model": selection.model,
+        "model_name": selection.model.rsplit("/", 1)[-1],
+        "quantization": selection.quantization,
+        "tensor_parallel_size": plan.tensor_parallel_size,
+        "pipeline_parallel_size": plan.pipeline_parallel_size,
+        "enable_expert_parallel": plan.enable_expert_parallel,
+        "max_model_len": plan.max_model_len,
+        "kv_cache_dtype": plan.kv_cache_dtype,
+        "gpu_memory_utilization": plan.gpu_memory_utilization,
+        "extra_args": extra_args,
+        "vllm_args": selection.vllm_args(),
+        "nodes": selection.nodes,
+        "api_port": config.api_port,
+        "model_cache_dir": MODEL_CACHE_DIR,
+    }
+
+
+def access(config: StackConfig) -> dict:
+    """How Ansible reaches the hosts."""
+    return {
+        "mode": config.access,
+        "ssh_user": SSH_USER,
+        "region": config.region,
+        "key_name": config.ssh_key_name,
+    }
