@@ -1,0 +1,162 @@
+"""The hand-off: a recorded `pulumi stack output --json` becomes inventories/prod/hosts.yml, which
+ansible-inventory accepts and site.yml's first stage (playbooks/validate.yml) passes."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import inventory
+import pytest
+import yaml
+from pulumi_harness import INFRA
+
+REPO = INFRA.parent
+FIXTURE = Path(__file__).parent / "fixtures" / "stack-output-qwen3-32b-awq.json"
+ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def outputs():
+    return json.loads(FIXTURE.read_text())
+
+
+def write_inventory(directory: Path, outputs: dict) -> Path:
+    """A copy of inventories/prod (its committed group_vars) with hosts.yml generated from `outputs`."""
+    shutil.copytree(REPO / "inventories" / "prod" / "group_vars", directory / "group_vars")
+    (directory / "hosts.yml").write_text(inventory.render(outputs))
+    return directory
+
+
+def test_fixture_has_the_shape_the_program_exports(example):
+    recorded = json.loads(FIXTURE.read_text())
+    assert set(recorded) == set(example.outputs)
+    assert set(recorded["hosts"][0]) == set(example.outputs["hosts"][0])
+    assert set(recorded["serving"]) == set(example.outputs["serving"])
+    assert set(recorded["access"]) == set(example.outputs["access"])
+
+
+def test_groups_hosts_and_expectations(outputs):
+    document = yaml.safe_load(inventory.render(outputs))["all"]
+    servers = document["children"]["vllm_servers"]
+    head = servers["children"]["vllm_head"]["hosts"]["qwen-qwen3-32b-awq-gpu-0"]
+    assert head["gpu_expected_count"] == 4
+    assert head["gpu_expected_efa_count"] == 1
+    assert head["gpu_expected_nvswitch"] is False
+    assert head["gpu_validate_profile"] == "g6e.12xlarge"  # the gpu_validate role's profile
+    monitoring = document["children"]["monitoring"]["hosts"]["qwen-qwen3-32b-awq-monitoring"]
+    assert "gpu_validate_profile" not in monitoring
+    assert head["ansible_host"] == "i-0a1b2c3d4e5f60718"  # ssm: Session Manager targets the instance id
+    assert servers["children"]["vllm_workers"]["hosts"] == {}
+    assert servers["vars"]["vllm_tensor_parallel_size"] == 4
+    assert servers["vars"]["vllm_max_model_len"] == 32768
+    assert list(document["children"]["monitoring"]["hosts"]) == ["qwen-qwen3-32b-awq-monitoring"]
+    assert list(document["children"]["load_balancers"]["hosts"]) == ["qwen-qwen3-32b-awq-lb"]
+    assert "AWS-StartSSHSession" in document["vars"]["ansible_ssh_common_args"]
+
+
+def test_ssh_mode_connects_to_the_public_address_without_a_proxy(outputs):
+    outputs["access"]["mode"] = "ssh"
+    document = yaml.safe_load(inventory.render(outputs))["all"]
+    head = document["children"]["vllm_servers"]["children"]["vllm_head"]["hosts"]["qwen-qwen3-32b-awq-gpu-0"]
+    assert head["ansible_host"] == "54.210.33.7"
+    assert "ansible_ssh_common_args" not in document["vars"]
+    outputs["hosts"][0]["public_ip"] = ""
+    document = yaml.safe_load(inventory.render(outputs))["all"]
+    assert (
+        document["children"]["vllm_servers"]["children"]["vllm_head"]["hosts"]["qwen-qwen3-32b-awq-gpu-0"][
+            "ansible_host"
+        ]
+        == "10.42.3.17"
+    )
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda o: o.pop("hosts"), "the stack outputs lacks hosts"),
+        (lambda o: o["hosts"][0].pop("gpu_expected_efa_count"), "host 0 lacks gpu_expected_efa_count"),
+        (lambda o: o["hosts"][0].update(role="gpu"), "unknown role 'gpu'"),
+        (lambda o: o["hosts"].pop(0), "expected one serving head, found 0"),
+        (lambda o: o["access"].update(mode="telnet"), "neither ssm nor ssh"),
+    ],
+)
+def test_outputs_of_another_shape_are_refused(outputs, breakage, message):
+    broken = copy.deepcopy(outputs)
+    breakage(broken)
+    with pytest.raises(inventory.OutputsError, match=message):
+        inventory.render(broken)
+
+
+def test_ansible_inventory_accepts_it(tmp_path, outputs):
+    directory = write_inventory(tmp_path, outputs)
+    done = subprocess.run(
+        [BIN / "ansible-inventory", "-i", directory, "--list"],
+        env=ANSIBLE_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert listed["vllm_servers"]["children"] == ["vllm_head", "vllm_workers"]
+    assert listed["vllm_head"]["hosts"] == ["qwen-qwen3-32b-awq-gpu-0"]
+    hostvars = listed["_meta"]["hostvars"]["qwen-qwen3-32b-awq-gpu-0"]
+    assert hostvars["gpu_expected_count"] == 4
+    assert hostvars["vllm_served_model_name"] == "{{ qwen_model_name }}"  # from the committed group_vars
+    assert "[WARNING]" not in done.stderr
+
+
+def test_site_preflight_accepts_it(tmp_path, outputs):
+    """playbooks/validate.yml, site.yml's first stage, passes with the generated inventory and an API
+    key in vault.yml (encrypted here with the lab vault id ansible.cfg names)."""
+    directory = write_inventory(tmp_path, outputs)
+    key = "k" * 32
+    encrypted = subprocess.run(
+        [BIN / "ansible-vault", "encrypt_string", "--encrypt-vault-id", "lab", "--name", "vllm_api_key", key],
+        env=ANSIBLE_ENV, cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    (directory / "group_vars" / "vllm_servers" / "vault.yml").write_text("---\n" + encrypted)
+    done = subprocess.run(
+        [BIN / "ansible-playbook", "playbooks/validate.yml", "-i", directory],
+        env=ANSIBLE_ENV, cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "failed=0" in done.stdout
+
+
+def test_generated_file_passes_the_repository_yamllint(tmp_path, outputs):
+    hosts = write_inventory(tmp_path, outputs) / "hosts.yml"
+    done = subprocess.run(
+        [BIN / "yamllint", "--strict", "-c", REPO / ".yamllint", hosts],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_cli_writes_the_file_and_fails_clearly_without_pulumi(tmp_path):
+    out = tmp_path / "hosts.yml"
+    done = subprocess.run(
+        [sys.executable, INFRA / "inventory.py", "--from", FIXTURE, "--out", out],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().startswith("# Generated by infra/inventory.py")
+    no_pulumi = {**os.environ, "PATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, INFRA / "inventory.py", "--out", out],
+        env=no_pulumi,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "inventory: the pulumi CLI is not on PATH" in done.stderr
