@@ -118,6 +118,14 @@ def inventory(outputs: dict) -> dict:
                         "vllm_workers": {"hosts": groups["vllm_workers"]},
                     },
                 },
+                # Every serving host is a GPU host. The Deep Learning Base AMI already carries the driver,
+                # CUDA, EFA and DCGM, so the install roles stay off and only the gate runs; its NCCL
+                # bandwidth check needs nccl-tests on PATH or a torch Python, neither of which the AMI
+                # is known to provide, so it is off until one is configured (gpu_validate_python).
+                "gpu_hosts": {
+                    "vars": {"gpu_stack_install": False, "gpu_validate_nccl_check": False},
+                    "children": {"vllm_servers": {}},
+                },
                 "monitoring": {"hosts": groups["monitoring"]},
                 "load_balancers": {"hosts": groups["load_balancers"]},
             },
