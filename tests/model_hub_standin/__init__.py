@@ -1,0 +1,1 @@
+"""Loopback stand-ins for model hubs (see hub.py)."""
