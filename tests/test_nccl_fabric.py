@@ -139,10 +139,12 @@ def test_real_interfaces_are_allowed(name):
     assert not re.match(never_pattern(), name)
 
 
-def test_spec_offers_every_profile_the_filter_knows():
+def test_spec_and_preflight_offer_every_profile_the_filter_knows():
     spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
     choices = spec["argument_specs"]["main"]["options"]["nccl_fabric_profile"]["choices"]
-    assert set(choices) == {"auto", *filters.PROFILES}
+    assert choices == ["auto", *filters.PROFILES]
+    role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    assert role_vars["_nccl_fabric_profiles"] == list(filters.PROFILES)
 
 
 def render(template, result, profile):
