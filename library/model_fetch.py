@@ -21,8 +21,26 @@ description:
 options:
   source:
     description: modelscope:ORG/NAME@REVISION, hf:ORG/NAME@REVISION, https://mirror/path/ or s3://bucket/prefix.
+      Give either I(source) or I(model).
     type: str
-    required: true
+  model:
+    description: Model id (Qwen/Qwen3-8B) fetched from I(hub) at I(revision), instead of I(source).
+    type: str
+  precision:
+    description: With I(model), fetch the official C(-AWQ), C(-GPTQ-Int4) or C(-FP8) checkpoint when Qwen
+      publishes one (the result's C(prequantized) says whether it did).
+    type: str
+    choices: [bf16, awq, gptq, fp8]
+    default: bf16
+  hub:
+    description: Hub of I(model).
+    type: str
+    choices: [modelscope, hf]
+    default: modelscope
+  revision:
+    description: Pinned revision of the resolved repository, with I(model).
+    type: str
+    default: ""
   dest:
     description: Directory that receives the files.
     type: path
@@ -92,6 +110,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+source:
+  description: The source fetched, in canonical form (resolved from I(model) when given).
+  type: str
+  returned: always
+prequantized:
+  description: Whether I(model) + I(precision) resolved to an official pre-quantized checkpoint.
+  type: bool
+  returned: success
 revision:
   description: Revision recorded in the marker (the hub revision, or the mirror manifest's sha256).
   type: str
@@ -143,6 +169,7 @@ from ansible.module_utils.model_sources import (
     modelscope_files,
     parse_manifest,
     parse_source,
+    prequantized_repo,
     select,
 )
 from ansible.module_utils.model_verify import (
@@ -422,13 +449,31 @@ def plan(dest: Path, files: list[RemoteFile]) -> tuple[list[RemoteFile], int]:
     return todo, needed
 
 
+def marker_entry(dest: Path, entry: RemoteFile) -> dict:
+    """The marker records a sha256 for every file, so a seeder can publish a MANIFEST.sha256 from it;
+    files a hub lists by git blob id (small HF files) are hashed again once verified."""
+    if not entry.sha256.startswith("gitsha1:"):
+        return {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
+    sha = file_digest(dest / entry.path, "")
+    return {"path": entry.path, "size": entry.size, "sha256": sha, "source_digest": entry.sha256}
+
+
+def resolve_source(params: dict):
+    """(Source, prequantized) from `source`, or from model + precision + hub + revision."""
+    if params["source"]:
+        return parse_source(params["source"]), False
+    repo, prequantized = prequantized_repo(params["model"], params["precision"])
+    return parse_source(f"{params['hub']}:{repo}@{params['revision']}"), prequantized
+
+
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    source = parse_source(params["source"])
+    source, prequantized = resolve_source(params)
     if source.scheme == "controller":
         raise FetchError("controller: sources are copied by the model_fetch role, not by this module")
     dest = Path(params["dest"])
     endpoint = params["endpoint"] or DEFAULT_ENDPOINTS.get(source.scheme, "")
+    identity_result = {"source": canonical(source), "prequantized": prequantized}
     identity = canonical(source) + "".join(f" +{p}" for p in params["include"])
     identity += "".join(f" -{p}" for p in params["exclude"])
     if dest.is_dir() and check_marker(dest, identity, params["rehash"]).complete:
@@ -447,7 +492,13 @@ def run(module: AnsibleModule) -> dict:
         raise FetchError(f"{canonical(source)}: no file matches include {params['include']} / exclude")
     total = sum(f.size for f in files)
     todo, needed = plan(dest, files) if dest.is_dir() else (files, total)
-    result = {"revision": revision, "bytes_total": total, "fetched": [f.path for f in todo], "refetched": []}
+    result = {
+        **identity_result,
+        "revision": revision,
+        "bytes_total": total,
+        "fetched": [f.path for f in todo],
+        "refetched": [],
+    }
     if module.check_mode:
         return {**result, "changed": True, "bytes_downloaded": 0, "network_requests": client.requests}
 
@@ -467,7 +518,7 @@ def run(module: AnsibleModule) -> dict:
             with ThreadPoolExecutor(max_workers=max(1, params["parallel"])) as pool:
                 for job in [pool.submit(fetch_file, transfer, f) for f in todo]:
                     job.result()
-        files_entries = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
+        files_entries = [marker_entry(dest, f) for f in files]
         write_marker(dest, marker_payload(identity, revision, files_entries))
     except OSError as error:
         raise FetchError(describe_os_error(error, dest)) from error
@@ -486,7 +537,11 @@ def run(module: AnsibleModule) -> dict:
 def main():
     module = AnsibleModule(
         argument_spec={
-            "source": {"type": "str", "required": True},
+            "source": {"type": "str"},
+            "model": {"type": "str"},
+            "precision": {"type": "str", "default": "bf16", "choices": ["bf16", "awq", "gptq", "fp8"]},
+            "hub": {"type": "str", "default": "modelscope", "choices": ["modelscope", "hf"]},
+            "revision": {"type": "str", "default": ""},
             "dest": {"type": "path", "required": True},
             "endpoint": {"type": "str", "default": ""},
             "token": {"type": "str", "default": "", "no_log": True},
@@ -500,6 +555,8 @@ def main():
             "modelscope_client": {"type": "str", "default": "auto", "choices": ["auto", "sdk", "rest"]},
             "timeout": {"type": "int", "default": 60},
         },
+        required_one_of=[["source", "model"]],
+        mutually_exclusive=[["source", "model"]],
         supports_check_mode=True,
     )
     try:

@@ -181,8 +181,9 @@ def test_hugging_face_source_verifies_lfs_sha256_and_git_blob_ids(tmp_path, hub,
     result = fetch(tmp_path, hub, dest, source="hf:Qwen/Qwen3-Tiny@v1.0")
     assert result["changed"] is True, result
     assert_same_model(dest, model_dir)
-    marker = json.loads((dest / MARKER_NAME).read_text())
-    assert {f["path"]: f["sha256"][:8] for f in marker["files"]}["config.json"] == "gitsha1:"
+    by_path = {f["path"]: f for f in json.loads((dest / MARKER_NAME).read_text())["files"]}
+    assert by_path["config.json"]["source_digest"].startswith("gitsha1:")  # verified as a git blob
+    assert by_path["config.json"]["sha256"] == sha256(model_dir / "config.json")  # recorded as sha256
 
 
 # --- full and read-only filesystems: need a real small filesystem, so root ----------------------------
