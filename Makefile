@@ -35,6 +35,8 @@ setup: $(BIN)/.installed engine
 engine:
 	bash lab/docker-engine.sh
 	bash lab/base-image.sh >/dev/null
+	@# The model mirror tests serve files through a real nginx (started on loopback by the tests).
+	command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
 
 $(LAB_MODEL)/config.json: lab/make_tiny_qwen3.py | $(BIN)/.installed
 	$(BIN)/python lab/make_tiny_qwen3.py --out $(LAB_MODEL)
