@@ -1,51 +1,23 @@
 """The gpu_facts module end to end: run by ansible-core against a fake nvidia-smi and a fake sysfs tree."""
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.ansible_module import ANSIBLE, REPO, run_ansible_module
+
 H100 = REPO / "tests" / "fixtures" / "gpu" / "h100-80gb-hbm3"
-ANSIBLE = Path(sys.executable).parent / "ansible"
 
 pytestmark = pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible is not installed next to pytest")
 
 
 def run_module(tmp_path: Path, path_dirs: list[Path], args: str = "", check: bool = False) -> dict:
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"]),
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-    }
-    command = [
-        str(ANSIBLE),
-        "localhost",
-        "-c",
-        "local",
-        "-m",
-        "gpu_facts",
-        "-a",
-        f"sysfs_root={tmp_path} {args}",
-    ]
-    done = subprocess.run(
-        [*command, *(["--check"] if check else [])],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    # Only the given directories (and the system's) on PATH: decides which nvidia-smi the module finds.
+    path = os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"])
+    return run_ansible_module(
+        tmp_path, "gpu_facts", f"sysfs_root={tmp_path} {args}", check=check, extra_env={"PATH": path}
     )
-    output = json.loads(done.stdout)
-    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def fake_nvidia_smi(tmp_path: Path) -> Path:
