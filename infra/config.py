@@ -231,16 +231,6 @@ def _hardware_problems(config: StackConfig) -> list[str]:
     return problems
 
 
-def _cidr_problem(key: str, value: str, *, internet_ok: bool = False) -> str | None:
-    try:
-        network = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return f"{PROJECT}:{key} {value!r} is not a CIDR block (e.g. 203.0.113.0/24)"
-    if network.prefixlen == 0 and not internet_ok:
-        return f"{PROJECT}:{key} {value} opens this port to the whole internet: give your own network's CIDR"
-    return None
-
-
 def _network_problems(config: StackConfig) -> list[str]:
     problems = []
     zone = config.availability_zone
