@@ -219,8 +219,7 @@ def run(args: argparse.Namespace) -> dict:
     checked = plan(args)
     if checked["up_to_date"]:
         return {"changed": False, "msg": f"{args.output} already holds this quantization"}
-    if checked["group_size_problems"]:
-        raise PlanError("; ".join(checked["group_size_problems"]))
+    refuse(checked, args)
 
     import torch  # noqa: PLC0415
     from datasets import Dataset  # noqa: PLC0415
@@ -292,6 +291,27 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def refuse(checked: dict, args: argparse.Namespace) -> None:
+    """The role's refusals, repeated here so the script is safe to run by hand."""
+    if checked["quantized"]:
+        raise PlanError(f"{args.source} is already quantized (config.json has quantization_config)")
+    if checked["experts"] and not args.allow_moe:
+        raise PlanError(
+            f"{args.source} is a mixture-of-experts model ({checked['experts']} experts): quantizing it is "
+            "fragile and needs the whole model in host RAM; prefer an official pre-quantized checkpoint "
+            "(e.g. Qwen/Qwen3-235B-A22B-FP8) or pass --allow-moe"
+        )
+    if checked["group_size_problems"]:
+        raise PlanError("group size does not divide the layers: " + "; ".join(checked["group_size_problems"]))
+    if not args.calibration or not Path(args.calibration).exists():
+        raise PlanError(
+            f"{args.method.upper()} needs calibration data: --calibration "
+            f"{args.calibration or '(empty)'} is not a file or dataset directory"
+        )
+    if not checked["output_writable"]:
+        raise PlanError(f"{checked['output_parent']} is not writable: {args.output} cannot be created there")
+
+
 def cpu_only_workarounds() -> None:
     """llmcompressor 0.13-0.14's AWQ pins its activation cache for faster host-to-GPU copies, and pinning
     raises "Cannot access accelerator device" on a host without one. Pinning only matters for GPU copies,
@@ -312,6 +332,7 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--num-samples", type=int, default=256)
     parse.add_argument("--max-seq-length", type=int, default=512)
     parse.add_argument("--ignore", action="append", default=None)
+    parse.add_argument("--allow-moe", action="store_true")
     parse.add_argument("--tool-version", required=True, help="the llmcompressor version the role pins")
     return parse
 
