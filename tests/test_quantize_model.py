@@ -11,6 +11,7 @@ from pathlib import Path
 
 import make_tiny_qwen3
 import pytest
+import qwen_sizing
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "roles" / "quantize" / "files" / "quantize_model.py"
@@ -134,6 +135,11 @@ def test_quantize_load_generate_and_rerun(model, calibration, tmp_path, method):
     assert (weights["num_bits"], weights["group_size"], weights["symmetric"]) == (4, 64, method == "gptq")
     assert config["ignore"] == ["lm_head"]
     assert not output.with_name(output.name + ".partial").exists()
+    # The vllm role's sizing preflight reads the result as vLLM will.
+    sized = qwen_sizing.parse_quantization_config(
+        json.loads((output / "config.json").read_text())["quantization_config"]
+    )
+    assert (sized.method, sized.group_size, sized.zero_point) == ("w4a16", 64, method == "awq")
 
     loaded = transformers.AutoModelForCausalLM.from_pretrained(output)
     tokenizer = transformers.AutoTokenizer.from_pretrained(output)
@@ -148,3 +154,15 @@ def test_quantize_load_generate_and_rerun(model, calibration, tmp_path, method):
     assert (rc, again["changed"]) == (0, False)
     assert (output / "model.safetensors").stat().st_mtime_ns == before
     assert quantize("plan", model, output, method, *args)[1]["up_to_date"]
+
+
+def test_calibration_from_a_dataset_directory(model, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    data = tmp_path / "calibration-dataset"
+    datasets.Dataset.from_dict({"text": [text * 4 for text in SAMPLES]}).save_to_disk(str(data))
+    rc, result = quantize(
+        "run", model, tmp_path / "out", "gptq", "--group-size", "64", "--calibration", str(data)
+    )
+    assert rc == 0, result
+    assert result["changed"]
+    assert (tmp_path / "out" / ".qwen-infra-quantize.json").is_file()
