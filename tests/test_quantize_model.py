@@ -166,3 +166,14 @@ def test_calibration_from_a_dataset_directory(model, tmp_path):
     assert rc == 0, result
     assert result["changed"]
     assert (tmp_path / "out" / ".qwen-infra-quantize.json").is_file()
+
+
+def test_output_directory_written_by_something_else_is_refused(model, calibration, tmp_path):
+    foreign = tmp_path / "precious"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    args = ("--group-size", "64", "--calibration", str(calibration))
+    rc, result = quantize("run", model, foreign, "gptq", *args)
+    assert rc == 2
+    assert "was not written by this script" in result["msg"]
+    assert (foreign / "notes.txt").read_text() == "keep me"

@@ -180,6 +180,8 @@ def plan(args: argparse.Namespace) -> dict:
         "disk_free_bytes": free,
         "output_parent": str(existing),
         "output_writable": existing.is_dir() and os.access(existing, os.W_OK | os.X_OK),
+        # A non-empty directory this script did not write is never replaced.
+        "output_foreign": output.is_dir() and not stored and any(output.iterdir()),
         "fingerprint": wanted,
         "up_to_date": stored == wanted,
     }
@@ -307,6 +309,10 @@ def refuse(checked: dict, args: argparse.Namespace) -> None:
         raise PlanError(
             f"{args.method.upper()} needs calibration data: --calibration "
             f"{args.calibration or '(empty)'} is not a file or dataset directory"
+        )
+    if checked["output_foreign"]:
+        raise PlanError(
+            f"{args.output} holds files but no {FINGERPRINT_NAME}: it was not written by this script"
         )
     if not checked["output_writable"]:
         raise PlanError(f"{checked['output_parent']} is not writable: {args.output} cannot be created there")
