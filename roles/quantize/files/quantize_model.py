@@ -153,14 +153,15 @@ def plan(args: argparse.Namespace) -> dict:
     source, output = Path(args.source), Path(args.output)
     config = read_config(source)
     weights = weight_bytes(source)
-    # llm-compressor loads the whole model in its own dtype on the CPU, keeps a copy of each layer it
-    # calibrates, and holds activations of the calibration samples: twice the weights plus a fixed 2 GiB
-    # for torch and the tokenizer is what the tiny and the 8B shapes measured, rounded up.
-    ram_needed = 2 * weights + 2 * GIB
-    # On a GPU, the sequential pipeline moves one decoder layer at a time; the largest layer is about
-    # weights / layers, and GPTQ's Hessians and AWQ's activation caches fit in the same again.
+    # llm-compressor loads the whole model on the CPU, keeps copies of the layer it calibrates and the
+    # calibration activations. Measured on an H100 host (roles/quantize/README.md, Qwen3-8B widths, 4
+    # layers, 2.6 GiB of bf16 weights): 14.5 GiB peak RSS, i.e. about 5x the weights + 2 GiB.
+    ram_needed = 5 * weights + 2 * GIB
+    # On a GPU the sequential pipeline moves one decoder layer at a time (about weights / layers), with
+    # GPTQ's Hessians or AWQ's activation caches beside it; the same run peaked at 4.2 GiB (AWQ) and
+    # 6.3 GiB (GPTQ) on the GPU; three layers' worth plus a fixed 5 GiB (6.9 GiB there) covers it.
     layers = max(int(config.get("num_hidden_layers") or 1), 1)
-    gpu_needed = 3 * weights // layers + GIB
+    gpu_needed = 3 * weights // layers + 5 * GIB
     existing = nearest_existing(output.parent)
     stored = {}
     if (output / FINGERPRINT_NAME).is_file():
