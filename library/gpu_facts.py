@@ -74,18 +74,15 @@ from ansible.module_utils.gpu_host import (
     profile_expectations,
     read_infiniband,
 )
-from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml
+from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml, run_nvidia_smi_xml
 from ansible.module_utils.qwen_catalogs import GPUS
 
 
 def read_nvidia_smi(module):
     """(gpus, architectures, topology, reason): empty lists and a reason when there is no usable GPU."""
-    binary = module.get_bin_path("nvidia-smi")
+    binary, out, reason = run_nvidia_smi_xml(module)
     if binary is None:
-        return [], [], None, "nvidia-smi is not installed"
-    rc, out, err = module.run_command([binary, "-q", "-x"])
-    if rc != 0:
-        return [], [], None, f"nvidia-smi failed (rc={rc}): {(err or out).strip()}"
+        return [], [], None, reason
     try:
         gpus = [gpu.as_dict() for gpu in parse_nvidia_smi_xml(out)]
         architectures = parse_architectures(out)
@@ -94,7 +91,7 @@ def read_nvidia_smi(module):
     if not gpus:
         return [], [], None, "nvidia-smi lists no GPU"
     topology = None
-    rc, out, err = module.run_command([binary, "topo", "-m"])
+    rc, out, _err = module.run_command([binary, "topo", "-m"])
     if rc == 0:
         try:
             topology = parse_topo_matrix(out)

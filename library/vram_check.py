@@ -142,7 +142,7 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml
+from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml, run_nvidia_smi_xml
 from ansible.module_utils.qwen_sizing import (
     Plan,
     SizingError,
@@ -156,12 +156,9 @@ from ansible.module_utils.qwen_sizing import (
 
 def read_gpus(module):
     """GPUs from `nvidia-smi -q -x`; (None, reason) when there is no usable nvidia-smi."""
-    binary = module.get_bin_path("nvidia-smi")
+    binary, out, reason = run_nvidia_smi_xml(module)
     if binary is None:
-        return None, "nvidia-smi is not installed"
-    rc, out, err = module.run_command([binary, "-q", "-x"])
-    if rc != 0:
-        return None, f"nvidia-smi failed (rc={rc}): {(err or out).strip()}"
+        return None, reason
     try:
         gpus = parse_nvidia_smi_xml(out)
     except NvidiaSmiParseError as error:

@@ -131,6 +131,19 @@ def parse_nvidia_smi_xml(text: str) -> list[GpuMemory]:
     return gpus
 
 
+def run_nvidia_smi_xml(module) -> tuple[str | None, str | None, str]:
+    """Run `nvidia-smi -q -x` through an Ansible module's get_bin_path/run_command (passed in, so this
+    file imports nothing of Ansible): (binary, xml, "") or (None, None, reason) when the host has no
+    usable nvidia-smi. Every module that reads the GPUs starts here."""
+    binary = module.get_bin_path("nvidia-smi")
+    if binary is None:
+        return None, None, "nvidia-smi is not installed"
+    rc, out, err = module.run_command([binary, "-q", "-x"])
+    if rc != 0:
+        return None, None, f"nvidia-smi failed (rc={rc}): {(err or out).strip()}"
+    return binary, out, ""
+
+
 def _field_name(header: str) -> str:
     """'memory.total [MiB]' -> 'memory.total'."""
     return header.split("[", 1)[0].strip()

@@ -147,3 +147,29 @@ def test_query_command_asks_for_every_field_the_parser_reads():
     [gpu] = smi.parse_query_gpu_csv(f"{header}\n0, GPU-x, NVIDIA L4, 23034, 500, 0, 22534, 570.1\n")
     assert gpu.usable_bytes == 22534 * MIB
     assert gpu.as_dict()["name"] == "NVIDIA L4"
+
+
+class _FakeModule:
+    """What run_nvidia_smi_xml uses of an AnsibleModule: get_bin_path and run_command."""
+
+    def __init__(self, binary, result):
+        self.binary, self.result, self.commands = binary, result, []
+
+    def get_bin_path(self, name):
+        return self.binary
+
+    def run_command(self, command):
+        self.commands.append(command)
+        return self.result
+
+
+def test_run_nvidia_smi_xml_returns_the_xml():
+    module = _FakeModule("/usr/bin/nvidia-smi", (0, "<nvidia_smi_log/>", ""))
+    assert smi.run_nvidia_smi_xml(module) == ("/usr/bin/nvidia-smi", "<nvidia_smi_log/>", "")
+    assert module.commands == [["/usr/bin/nvidia-smi", "-q", "-x"]]
+
+
+def test_run_nvidia_smi_xml_explains_a_missing_or_failing_binary():
+    assert smi.run_nvidia_smi_xml(_FakeModule(None, None)) == (None, None, "nvidia-smi is not installed")
+    failing = _FakeModule("/usr/bin/nvidia-smi", (9, "", "NVIDIA-SMI has failed\n"))
+    assert smi.run_nvidia_smi_xml(failing) == (None, None, "nvidia-smi failed (rc=9): NVIDIA-SMI has failed")
