@@ -38,8 +38,8 @@ engine:
 	@# The model mirror tests serve files through a real nginx (started on loopback by the tests).
 	command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
 
-$(LAB_MODEL)/config.json: lab/make_tiny_qwen3.py | $(BIN)/.installed
-	$(BIN)/python lab/make_tiny_qwen3.py --out $(LAB_MODEL)
+$(LAB_MODEL)/config.json: module_utils/qwen_infra/lab_model.py | $(BIN)/.installed
+	$(BIN)/python -m qwen_infra.lab_model --out $(LAB_MODEL)
 
 # --- the lab --------------------------------------------------------------------------------------------
 lab: setup $(LAB_MODEL)/config.json

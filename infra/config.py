@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 
-from sizing_engine import aws_instances, qwen_sizing
+from qwen_infra import aws_instances, qwen_sizing
 
 PROJECT = "qwen-infra"
 REGION_KEY = "aws:region"

@@ -1,8 +1,8 @@
 """Choose the instance type and count: the cheapest catalog layout the sizing engine says fits.
 
 No Pulumi here: `python infra/plan.py` runs the same choice without a cloud account. The sizing engine
-(module_utils/qwen_sizing.py) alone decides whether a layout fits; this module only enumerates what AWS
-sells (module_utils/aws_instances.py) in price order and maps the engine's plan onto whole instances.
+(module_utils/qwen_infra/qwen_sizing.py) alone decides whether a layout fits; this module only enumerates what AWS
+sells (module_utils/qwen_infra/aws_instances.py) in price order and maps the engine's plan onto whole instances.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, replace
 
 from config import StackConfig
-from sizing_engine import aws_instances, qwen_sizing
+from qwen_infra import aws_instances, qwen_sizing
 
 TP_SIZES = (8, 4, 2, 1)
 

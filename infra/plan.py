@@ -15,14 +15,12 @@ import json
 import sys
 from pathlib import Path
 
-INFRA = Path(__file__).resolve().parent
-if str(INFRA) not in sys.path:
-    sys.path.insert(0, str(INFRA))
+import config as stack_config
+import yaml
+from efa_layout import interface_layout
+from hardware import HardwareError, Selection, select
 
-import config as stack_config  # noqa: E402
-import yaml  # noqa: E402
-from efa_layout import interface_layout  # noqa: E402
-from hardware import HardwareError, Selection, select  # noqa: E402
+INFRA = Path(__file__).resolve().parent
 
 CHOSEN, NOTHING_FITS, BAD_CONFIG = 0, 1, 2
 

@@ -21,7 +21,7 @@ options:
     default: false
   profile:
     description:
-      - Host profile to compare against, an AWS instance type (module_utils/aws_instances.py) or an
+      - Host profile to compare against, an AWS instance type (module_utils/qwen_infra/aws_instances.py) or an
         on-premises shape (gpu_host.ONPREM_PROFILES). Adds C(expected) and C(problems); an unknown
         profile fails the module.
     type: str
@@ -62,31 +62,28 @@ msg: {description: One-line summary, or why no GPU was found., type: str, return
 
 from pathlib import Path
 
-from ansible.module_utils.aws_instances import INSTANCES
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.gpu_host import (
-    GpuHostParseError,
-    assemble_facts,
-    compare_with_profile,
-    count_nvswitches,
-    parse_architectures,
-    parse_topo_matrix,
-    profile_expectations,
-    read_infiniband,
-)
-from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml, run_nvidia_smi_xml
-from ansible.module_utils.qwen_catalogs import GPUS
+
+try:  # installed as the qwen.infra collection
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import (
+        aws_instances,
+        gpu_host,
+        nvidia_smi,
+        qwen_catalogs,
+    )
+except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
+    from ansible.module_utils.qwen_infra import aws_instances, gpu_host, nvidia_smi, qwen_catalogs
 
 
 def read_nvidia_smi(module):
     """(gpus, architectures, topology, reason): empty lists and a reason when there is no usable GPU."""
-    binary, out, reason = run_nvidia_smi_xml(module)
+    binary, out, reason = nvidia_smi.run_nvidia_smi_xml(module)
     if binary is None:
         return [], [], None, reason
     try:
-        gpus = [gpu.as_dict() for gpu in parse_nvidia_smi_xml(out)]
-        architectures = parse_architectures(out)
-    except (NvidiaSmiParseError, GpuHostParseError) as error:
+        gpus = [gpu.as_dict() for gpu in nvidia_smi.parse_nvidia_smi_xml(out)]
+        architectures = gpu_host.parse_architectures(out)
+    except (nvidia_smi.NvidiaSmiParseError, gpu_host.GpuHostParseError) as error:
         module.fail_json(msg=f"cannot read nvidia-smi's output: {error}")
     if not gpus:
         return [], [], None, "nvidia-smi lists no GPU"
@@ -94,8 +91,8 @@ def read_nvidia_smi(module):
     rc, out, _err = module.run_command([binary, "topo", "-m"])
     if rc == 0:
         try:
-            topology = parse_topo_matrix(out)
-        except GpuHostParseError as error:
+            topology = gpu_host.parse_topo_matrix(out)
+        except gpu_host.GpuHostParseError as error:
             module.warn(f"nvidia-smi topo -m not understood: {error}")
     return gpus, architectures, topology, ""
 
@@ -113,21 +110,23 @@ def main():
     expected = None
     if module.params["profile"]:
         try:
-            expected = profile_expectations(module.params["profile"], INSTANCES, GPUS)
+            expected = gpu_host.profile_expectations(
+                module.params["profile"], aws_instances.INSTANCES, qwen_catalogs.GPUS
+            )
         except LookupError as error:
             module.fail_json(msg=str(error))
     gpus, architectures, topology, reason = read_nvidia_smi(module)
-    facts = assemble_facts(
+    facts = gpu_host.assemble_facts(
         gpus,
         architectures,
         topology,
-        read_infiniband(root / "sys/class/infiniband"),
-        count_nvswitches(root / "sys/bus/pci/devices"),
+        gpu_host.read_infiniband(root / "sys/class/infiniband"),
+        gpu_host.count_nvswitches(root / "sys/bus/pci/devices"),
         absent_reason=reason,
     )
     if expected is not None:
         facts["expected"] = expected
-        facts["problems"] = compare_with_profile(facts, expected)
+        facts["problems"] = gpu_host.compare_with_profile(facts, expected)
     if not facts["gpu_present"] and module.params["require_gpu"]:
         module.fail_json(ansible_facts={"gpu_facts": facts}, **facts)
     module.exit_json(changed=False, ansible_facts={"gpu_facts": facts}, **facts)

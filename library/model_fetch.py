@@ -157,37 +157,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_sources import (
-    DEFAULT_ENDPOINTS,
-    RemoteFile,
-    SourceError,
-    canonical,
-    file_url,
-    hf_files,
-    hub_error_message,
-    listing_url,
-    modelscope_files,
-    parse_manifest,
-    parse_source,
-    prequantized_repo,
-    select,
-)
-from ansible.module_utils.model_verify import (
-    PARTIAL_SUFFIX,
-    VerifyError,
-    check_marker,
-    describe_os_error,
-    file_digest,
-    free_bytes,
-    hexdigest,
-    marker_payload,
-    new_hasher,
-    preflight_space,
-    preflight_writable,
-    remove_marker,
-    start_git_blob,
-    write_marker,
-)
+
+try:  # installed as the qwen.infra collection
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import model_sources, model_verify
+except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
+    from ansible.module_utils.qwen_infra import model_sources, model_verify
 
 _CHUNK = 1 << 20
 PROGRESS_NAME = ".qwen-infra-fetch.progress"
@@ -206,7 +180,7 @@ class Client:
         self._lock = threading.Lock()
 
     def open(self, url: str, method: str = "GET", start: int = 0):
-        request = urllib.request.Request(url, method=method)  # noqa: S310 - http(s) only, from parse_source
+        request = urllib.request.Request(url, method=method)  # noqa: S310 - http(s) only, from model_sources.parse_source
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
             if self.source.scheme == "modelscope":
@@ -223,8 +197,8 @@ class Client:
             raise FetchError(f"cannot reach {url}: {getattr(error, 'reason', error)}") from error
 
     def describe_http_error(self, error: urllib.error.HTTPError, url: str) -> str:
-        detail = hub_error_message(error.read()) or error.reason
-        what = canonical(self.source)
+        detail = model_sources.hub_error_message(error.read()) or error.reason
+        what = model_sources.canonical(self.source)
         if error.code == 404:
             return f"{what}: not found (HTTP 404: {detail}); check the model id and revision ({url})"
         if error.code in (401, 403):
@@ -239,32 +213,37 @@ class Client:
 # --- listings ---------------------------------------------------------------------------------------
 
 
-def list_files(client: Client, parallel: int, modelscope_client: str) -> tuple[list[RemoteFile], str]:
+def list_files(
+    client: Client, parallel: int, modelscope_client: str
+) -> tuple[list[model_sources.RemoteFile], str]:
     """(files with size and digest, revision to record) for the source."""
     source = client.source
     if source.scheme == "modelscope":
         return modelscope_listing(client, modelscope_client), source.revision
     if source.scheme == "hf":
-        return hf_files(json.loads(client.read(listing_url(source, client.endpoint)))), source.revision
-    manifest = client.read(listing_url(source, client.endpoint))
-    digests = parse_manifest(manifest.decode())
+        return model_sources.hf_files(
+            json.loads(client.read(model_sources.listing_url(source, client.endpoint)))
+        ), source.revision
+    manifest = client.read(model_sources.listing_url(source, client.endpoint))
+    digests = model_sources.parse_manifest(manifest.decode())
     with ThreadPoolExecutor(max_workers=parallel) as pool:  # a manifest has no sizes: HEAD each file
         sizes = list(pool.map(lambda path: head_size(client, path), digests))
     files = [
-        RemoteFile(path, size, digest) for (path, digest), size in zip(digests.items(), sizes, strict=True)
+        model_sources.RemoteFile(path, size, digest)
+        for (path, digest), size in zip(digests.items(), sizes, strict=True)
     ]
     return files, "manifest-sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
 def head_size(client: Client, path: str) -> int:
-    with client.open(file_url(client.source, client.endpoint, path), method="HEAD") as reply:
+    with client.open(model_sources.file_url(client.source, client.endpoint, path), method="HEAD") as reply:
         length = reply.headers.get("Content-Length")
     if length is None:
         raise FetchError(f"the mirror sends no Content-Length for {path}; cannot check disk space")
     return int(length)
 
 
-def modelscope_listing(client: Client, mode: str) -> list[RemoteFile]:
+def modelscope_listing(client: Client, mode: str) -> list[model_sources.RemoteFile]:
     """The official SDK's listing when available (the code path ModelScope maintains); else the same
     REST call in stdlib, for hosts without the SDK."""
     try:
@@ -277,8 +256,8 @@ def modelscope_listing(client: Client, mode: str) -> list[RemoteFile]:
             ) from None
         mode = "rest"
     if mode == "rest":
-        payload = json.loads(client.read(listing_url(client.source, client.endpoint)))
-        return modelscope_files((payload.get("Data") or {}).get("Files") or [])
+        payload = json.loads(client.read(model_sources.listing_url(client.source, client.endpoint)))
+        return model_sources.modelscope_files((payload.get("Data") or {}).get("Files") or [])
     api = HubApi(endpoint=client.endpoint, token=client.token or None)
     client.requests += 1
     try:
@@ -286,10 +265,10 @@ def modelscope_listing(client: Client, mode: str) -> list[RemoteFile]:
     except HubError as error:
         first_line = str(error).splitlines()[0]
         raise FetchError(
-            f"{canonical(client.source)}: ModelScope refused the listing ({first_line}); "
+            f"{model_sources.canonical(client.source)}: ModelScope refused the listing ({first_line}); "
             "check the model id and revision"
         ) from error
-    return modelscope_files(
+    return model_sources.modelscope_files(
         [
             {"Path": e.path, "Type": "tree" if e.is_dir else "blob", "Size": e.size, "Sha256": e.sha256}
             for e in entries
@@ -361,26 +340,28 @@ def hash_existing(path: Path, hasher) -> None:
             hasher.update(block)
 
 
-def download_once(client: Client, entry: RemoteFile, partial: Path, progress: Progress) -> str:
+def download_once(client: Client, entry: model_sources.RemoteFile, partial: Path, progress: Progress) -> str:
     """Bring `partial` to the full file, resuming from its current length; return the digest."""
     have = partial.stat().st_size if partial.exists() else 0
     if entry.size >= 0 and have > entry.size:
         partial.unlink()
         have = 0
-    hasher = new_hasher(entry.sha256)
+    hasher = model_verify.new_hasher(entry.sha256)
     if entry.sha256.startswith("gitsha1:"):
-        start_git_blob(hasher, entry.size)
+        model_verify.start_git_blob(hasher, entry.size)
     if have:
         hash_existing(partial, hasher)
     progress.add(resumed=have)
     if entry.size < 0 or have < entry.size:
-        with client.open(file_url(client.source, client.endpoint, entry.path), start=have) as reply:
+        with client.open(
+            model_sources.file_url(client.source, client.endpoint, entry.path), start=have
+        ) as reply:
             if have and reply.status != 206:  # the server ignored Range: start over
                 progress.undo(have)
                 have = 0
-                hasher = new_hasher(entry.sha256)
+                hasher = model_verify.new_hasher(entry.sha256)
                 if entry.sha256.startswith("gitsha1:"):
-                    start_git_blob(hasher, entry.size)
+                    model_verify.start_git_blob(hasher, entry.size)
             with partial.open("ab" if have else "wb") as handle:
                 while block := reply.read(_CHUNK):
                     handle.write(block)
@@ -391,7 +372,7 @@ def download_once(client: Client, entry: RemoteFile, partial: Path, progress: Pr
         got = partial.stat().st_size
         if entry.size >= 0 and got < entry.size:  # the server closed early; keep the bytes for a resume
             raise ConnectionError(f"connection closed after {got} of {entry.size} bytes")
-    return hexdigest(hasher, entry.sha256)
+    return model_verify.hexdigest(hasher, entry.sha256)
 
 
 @dataclass
@@ -405,11 +386,11 @@ class Transfer:
     refetched: list = field(default_factory=list)
 
 
-def fetch_file(transfer: Transfer, entry: RemoteFile) -> None:
+def fetch_file(transfer: Transfer, entry: model_sources.RemoteFile) -> None:
     """Download one file with bounded retries; only a verified file takes its final name."""
     client, dest, retries, progress = transfer.client, transfer.dest, transfer.retries, transfer.progress
     final = dest / entry.path
-    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    partial = final.with_name(final.name + model_verify.PARTIAL_SUFFIX)
     final.parent.mkdir(parents=True, exist_ok=True)
     problem = ""
     for _attempt in range(retries + 1):
@@ -431,7 +412,7 @@ def fetch_file(transfer: Transfer, entry: RemoteFile) -> None:
     raise FetchError(f"{entry.path}: {problem} after {retries + 1} attempts; nothing was marked complete")
 
 
-def plan(dest: Path, files: list[RemoteFile]) -> tuple[list[RemoteFile], int]:
+def plan(dest: Path, files: list[model_sources.RemoteFile]) -> tuple[list[model_sources.RemoteFile], int]:
     """(files still to fetch, bytes still needed): verified final files are kept, partials counted."""
     todo, needed = [], 0
     for entry in files:
@@ -439,31 +420,31 @@ def plan(dest: Path, files: list[RemoteFile]) -> tuple[list[RemoteFile], int]:
         if (
             final.is_file()
             and final.stat().st_size == entry.size
-            and file_digest(final, entry.sha256) == entry.sha256
+            and model_verify.file_digest(final, entry.sha256) == entry.sha256
         ):
             continue
-        partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        partial = final.with_name(final.name + model_verify.PARTIAL_SUFFIX)
         have = partial.stat().st_size if partial.is_file() else 0
         todo.append(entry)
         needed += max(entry.size - have, 0)
     return todo, needed
 
 
-def marker_entry(dest: Path, entry: RemoteFile) -> dict:
+def marker_entry(dest: Path, entry: model_sources.RemoteFile) -> dict:
     """The marker records a sha256 for every file, so a seeder can publish a MANIFEST.sha256 from it;
     files a hub lists by git blob id (small HF files) are hashed again once verified."""
     if not entry.sha256.startswith("gitsha1:"):
         return {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
-    sha = file_digest(dest / entry.path, "")
+    sha = model_verify.file_digest(dest / entry.path, "")
     return {"path": entry.path, "size": entry.size, "sha256": sha, "source_digest": entry.sha256}
 
 
 def resolve_source(params: dict):
     """(Source, prequantized) from `source`, or from model + precision + hub + revision."""
     if params["source"]:
-        return parse_source(params["source"]), False
-    repo, prequantized = prequantized_repo(params["model"], params["precision"])
-    return parse_source(f"{params['hub']}:{repo}@{params['revision']}"), prequantized
+        return model_sources.parse_source(params["source"]), False
+    repo, prequantized = model_sources.prequantized_repo(params["model"], params["precision"])
+    return model_sources.parse_source(f"{params['hub']}:{repo}@{params['revision']}"), prequantized
 
 
 def run(module: AnsibleModule) -> dict:
@@ -472,11 +453,11 @@ def run(module: AnsibleModule) -> dict:
     if source.scheme == "controller":
         raise FetchError("controller: sources are copied by the model_fetch role, not by this module")
     dest = Path(params["dest"])
-    endpoint = params["endpoint"] or DEFAULT_ENDPOINTS.get(source.scheme, "")
-    identity_result = {"source": canonical(source), "prequantized": prequantized}
-    identity = canonical(source) + "".join(f" +{p}" for p in params["include"])
+    endpoint = params["endpoint"] or model_sources.DEFAULT_ENDPOINTS.get(source.scheme, "")
+    identity_result = {"source": model_sources.canonical(source), "prequantized": prequantized}
+    identity = model_sources.canonical(source) + "".join(f" +{p}" for p in params["include"])
     identity += "".join(f" -{p}" for p in params["exclude"])
-    if dest.is_dir() and check_marker(dest, identity, params["rehash"]).complete:
+    if dest.is_dir() and model_verify.check_marker(dest, identity, params["rehash"]).complete:
         return {
             "changed": False,
             "fetched": [],
@@ -487,9 +468,11 @@ def run(module: AnsibleModule) -> dict:
 
     client = Client(source, endpoint, params["token"], params["timeout"])
     listed, revision = list_files(client, params["parallel"], params["modelscope_client"])
-    files = select(listed, params["include"], params["exclude"])
+    files = model_sources.select(listed, params["include"], params["exclude"])
     if not files:
-        raise FetchError(f"{canonical(source)}: no file matches include {params['include']} / exclude")
+        raise FetchError(
+            f"{model_sources.canonical(source)}: no file matches include {params['include']} / exclude"
+        )
     total = sum(f.size for f in files)
     todo, needed = plan(dest, files) if dest.is_dir() else (files, total)
     result = {
@@ -503,14 +486,14 @@ def run(module: AnsibleModule) -> dict:
         return {**result, "changed": True, "bytes_downloaded": 0, "network_requests": client.requests}
 
     existing = next(p for p in (dest, *dest.parents) if p.exists())
-    preflight_writable(existing, dest)
+    model_verify.preflight_writable(existing, dest)
     free = params["assume_free_bytes"]
     if free is None:
-        free = free_bytes(existing)
-    preflight_space(needed, free, dest)  # before anything in dest changes
+        free = model_verify.free_bytes(existing)
+    model_verify.preflight_space(needed, free, dest)  # before anything in dest changes
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        remove_marker(dest)  # from here on dest is "incomplete" until the new marker lands
+        model_verify.remove_marker(dest)  # from here on dest is "incomplete" until the new marker lands
         progress_path = Path(params["progress_file"] or dest / PROGRESS_NAME)
         with Progress(progress_path, total, len(files)) as progress:
             progress.add(resumed=total - sum(f.size for f in todo))
@@ -519,9 +502,9 @@ def run(module: AnsibleModule) -> dict:
                 for job in [pool.submit(fetch_file, transfer, f) for f in todo]:
                     job.result()
         files_entries = [marker_entry(dest, f) for f in files]
-        write_marker(dest, marker_payload(identity, revision, files_entries))
+        model_verify.write_marker(dest, model_verify.marker_payload(identity, revision, files_entries))
     except OSError as error:
-        raise FetchError(describe_os_error(error, dest)) from error
+        raise FetchError(model_verify.describe_os_error(error, dest)) from error
     elapsed = time.monotonic() - progress.started
     return {
         **result,
@@ -561,7 +544,7 @@ def main():
     )
     try:
         module.exit_json(**run(module))
-    except (SourceError, FetchError, VerifyError) as error:
+    except (model_sources.SourceError, FetchError, model_verify.VerifyError) as error:
         module.fail_json(msg=str(error))
 
 

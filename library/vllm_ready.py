@@ -67,14 +67,11 @@ import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.service_readiness import (
-    FAILED,
-    READY,
-    completion_verdict,
-    models_verdict,
-    parse_systemctl_show,
-    unit_verdict,
-)
+
+try:  # installed as the qwen.infra collection
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import service_readiness
+except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
+    from ansible.module_utils.qwen_infra import service_readiness
 
 
 def http_json(url, api_key, payload=None, timeout=30):
@@ -97,7 +94,7 @@ def read_unit(module, unit):
     rc, out, err = module.run_command(command)
     if rc != 0:
         module.fail_json(msg=f"cannot read the state of {unit}: {err.strip()}")
-    return parse_systemctl_show(out)
+    return service_readiness.parse_systemctl_show(out)
 
 
 def main():
@@ -120,23 +117,23 @@ def main():
     restarts_at_start = int(read_unit(module, params["unit"]).get("NRestarts", "0") or 0)
     probes, reason = 0, "no probe sent"
     while time.monotonic() - started < params["timeout"]:
-        verdict, reason = unit_verdict(read_unit(module, params["unit"]), restarts_at_start)
-        if verdict == FAILED:
+        verdict, reason = service_readiness.unit_verdict(read_unit(module, params["unit"]), restarts_at_start)
+        if verdict == service_readiness.FAILED:
             module.fail_json(msg=f"{params['unit']}: {reason}", probes=probes)
         probes += 1
         status, body = http_json(f"{params['base_url']}/v1/models", params["api_key"])
-        verdict, reason = models_verdict(status, body, params["model"])
-        if verdict == FAILED:
+        verdict, reason = service_readiness.models_verdict(status, body, params["model"])
+        if verdict == service_readiness.FAILED:
             module.fail_json(msg=reason, probes=probes)
-        if verdict == READY:
+        if verdict == service_readiness.READY:
             status, body = http_json(
                 f"{params['base_url']}/v1/completions",
                 params["api_key"],
                 {"model": params["model"], "prompt": "Hello", "max_tokens": 1},
                 timeout=120,
             )
-            verdict, reason = completion_verdict(status, body)
-            if verdict == FAILED:
+            verdict, reason = service_readiness.completion_verdict(status, body)
+            if verdict == service_readiness.FAILED:
                 module.fail_json(msg=reason, probes=probes)
             module.exit_json(changed=False, elapsed_s=round(time.monotonic() - started, 1), probes=probes)
         time.sleep(params["interval"])

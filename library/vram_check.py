@@ -142,26 +142,21 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.nvidia_smi import NvidiaSmiParseError, parse_nvidia_smi_xml, run_nvidia_smi_xml
-from ansible.module_utils.qwen_sizing import (
-    Plan,
-    SizingError,
-    check_host,
-    checkpoint_tensors,
-    load_architecture,
-    not_checked,
-    with_quantization,
-)
+
+try:  # installed as the qwen.infra collection
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import nvidia_smi, qwen_sizing
+except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
+    from ansible.module_utils.qwen_infra import nvidia_smi, qwen_sizing
 
 
 def read_gpus(module):
     """GPUs from `nvidia-smi -q -x`; (None, reason) when there is no usable nvidia-smi."""
-    binary, out, reason = run_nvidia_smi_xml(module)
+    binary, out, reason = nvidia_smi.run_nvidia_smi_xml(module)
     if binary is None:
         return None, reason
     try:
-        gpus = parse_nvidia_smi_xml(out)
-    except NvidiaSmiParseError as error:
+        gpus = nvidia_smi.parse_nvidia_smi_xml(out)
+    except nvidia_smi.NvidiaSmiParseError as error:
         module.fail_json(msg=f"cannot read nvidia-smi's output: {error}")
     if not gpus:
         return None, "nvidia-smi lists no GPU"
@@ -190,7 +185,7 @@ def main():
     p = module.params
 
     if p["device"] == "cpu":
-        result = not_checked(
+        result = qwen_sizing.not_checked(
             "device is cpu: vLLM runs on the CPU backend here, so the GPU memory check does not apply"
         )
         module.exit_json(changed=False, ansible_facts={"vram_check": result}, **result)
@@ -201,12 +196,12 @@ def main():
         if gpus is None:
             if p["device"] == "cuda":
                 module.fail_json(msg=f"device is cuda but this host has no usable NVIDIA GPU: {reason}")
-            result = not_checked(
+            result = qwen_sizing.not_checked(
                 f"this host has no NVIDIA GPU ({reason}), so the GPU memory check does not apply"
             )
             module.exit_json(changed=False, ansible_facts={"vram_check": result}, **result)
 
-    plan = Plan(
+    plan = qwen_sizing.Plan(
         tensor_parallel_size=p["tensor_parallel_size"],
         pipeline_parallel_size=p["pipeline_parallel_size"],
         enable_expert_parallel=p["enable_expert_parallel"],
@@ -217,10 +212,14 @@ def main():
         gpu_memory_utilization=p["gpu_memory_utilization"],
     )
     try:
-        arch = with_quantization(load_architecture(p["model_path"]), p["quantization"])
-        tensors = checkpoint_tensors(p["model_path"])
-        result = check_host(arch, plan, gpus=gpus, tensors=tensors, gpu_memory_bytes=p["gpu_memory_bytes"])
-    except SizingError as error:
+        arch = qwen_sizing.with_quantization(
+            qwen_sizing.load_architecture(p["model_path"]), p["quantization"]
+        )
+        tensors = qwen_sizing.checkpoint_tensors(p["model_path"])
+        result = qwen_sizing.check_host(
+            arch, plan, gpus=gpus, tensors=tensors, gpu_memory_bytes=p["gpu_memory_bytes"]
+        )
+    except qwen_sizing.SizingError as error:
         module.fail_json(msg=str(error))
 
     if not result["fits"] and p["fail_on_misfit"]:

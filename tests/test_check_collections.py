@@ -1,7 +1,8 @@
 """The offline collection check names what is missing or at the wrong version."""
 
 import check_collections
-from conftest import REPO
+
+from tests.paths import REPO
 
 
 def write_requirements(tmp_path):

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from qwen_infra import cli
 
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from qwen_infra import cli
 
 CONTRACT_KEYS = {

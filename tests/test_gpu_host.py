@@ -1,14 +1,12 @@
-"""GPU host parsers (module_utils/gpu_host.py) on real captures and fake sysfs trees with real names."""
+"""GPU host parsers (module_utils/qwen_infra/gpu_host.py) on real captures and fake sysfs trees with real names."""
 
 import json
 import os
 from pathlib import Path
 
-import aws_instances
-import gpu_host as gh
-import nvidia_smi
 import pytest
-import qwen_catalogs
+from qwen_infra import aws_instances, nvidia_smi, qwen_catalogs
+from qwen_infra import gpu_host as gh
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gpu"
 H100 = FIXTURES / "h100-80gb-hbm3"

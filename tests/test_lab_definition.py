@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+
+from tests.paths import REPO
 
 SCENARIOS = sorted(p.parent for p in (REPO / "molecule").glob("*/molecule.yml"))
 

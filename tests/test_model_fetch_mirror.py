@@ -4,9 +4,9 @@ import os
 import shutil
 import subprocess
 
-import make_tiny_qwen3
 import pytest
-from model_verify import MARKER_NAME
+from qwen_infra import lab_model
+from qwen_infra.model_verify import MARKER_NAME
 
 from tests.model_hub_standin.nginx import Nginx, find_nginx
 from tests.model_hub_standin.runner import ANSIBLE, run_model_fetch
@@ -33,7 +33,7 @@ def mirror_root(tmp_path_factory):
     """www/qwen3-tiny/: the tiny model and the MANIFEST.sha256 an operator makes with sha256sum."""
     root = tmp_path_factory.mktemp("www")
     model = root / "qwen3-tiny"
-    make_tiny_qwen3.make_model(model)
+    lab_model.make_model(model)
     names = sorted(p.name for p in model.iterdir())
     manifest = subprocess.run(["sha256sum", *names], cwd=model, check=True, capture_output=True, text=True)
     (model / "MANIFEST.sha256").write_text(manifest.stdout)

@@ -10,9 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import make_tiny_qwen3
 import pytest
-from model_verify import MARKER_NAME
+from qwen_infra import lab_model
+from qwen_infra.model_verify import MARKER_NAME
 
 from tests.model_hub_standin.hub import HubStandin
 from tests.model_hub_standin.runner import ANSIBLE, run_model_fetch
@@ -25,7 +25,7 @@ WEIGHTS = "model.safetensors"
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "qwen3-tiny"
-    make_tiny_qwen3.make_model(out)
+    lab_model.make_model(out)
     return out
 
 

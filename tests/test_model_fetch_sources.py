@@ -1,7 +1,7 @@
 """The one model source syntax: every scheme parsed, every bad input refused with a message that helps."""
 
 import pytest
-from model_sources import (
+from qwen_infra.model_sources import (
     MANIFEST_NAME,
     RemoteFile,
     Source,

@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
-from gpu_host import read_infiniband
+from qwen_infra.gpu_host import read_infiniband
 
 ROLE = Path(__file__).resolve().parent.parent / "roles" / "nccl_fabric"
 _spec = importlib.util.spec_from_file_location(

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-import nvidia_smi as smi
 import pytest
+from qwen_infra import nvidia_smi as smi
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gpu"
 H100 = FIXTURES / "h100-80gb-hbm3"

@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import make_tiny_qwen3
 import pytest
-import qwen_sizing
+from qwen_infra import lab_model, qwen_sizing
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.paths import REPO
+
 SCRIPT = REPO / "roles" / "quantize" / "files" / "quantize_model.py"
 TOOL_VERSION = "0.14.0.1"
 # Tiny lab model: every quantized layer's input is 128 (hidden, q heads x head_dim) or 256 (intermediate).
@@ -37,7 +37,7 @@ def quantize(command: str, source: Path, output: Path, method: str, *extra: str)
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("quantize") / "qwen3-tiny"
-    make_tiny_qwen3.make_model(out)
+    lab_model.make_model(out)
     return out
 
 

@@ -13,10 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import make_tiny_qwen3
 import pytest
+from qwen_infra import lab_model
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.paths import REPO
+
 PLAYBOOK = """
 - name: Quantize the tiny model
   hosts: all
@@ -56,7 +57,7 @@ def converge(tmp_path: Path, extra: dict, *options: str) -> tuple[str, dict]:
 
 def test_role_quantizes_then_does_nothing(tmp_path):
     pytest.importorskip("llmcompressor")
-    make_tiny_qwen3.make_model(tmp_path / "qwen3-tiny")
+    lab_model.make_model(tmp_path / "qwen3-tiny")
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("Qwen is a family of large language models.\nvLLM serves models.\n" * 8)
     venv = tmp_path / "venv"

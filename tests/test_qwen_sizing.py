@@ -5,8 +5,8 @@ import struct
 from dataclasses import replace
 
 import pytest
-import qwen_catalogs as catalogs
-import qwen_sizing as q
+from qwen_infra import qwen_catalogs as catalogs
+from qwen_infra import qwen_sizing as q
 
 from tests.test_cli_sizing import CONTRACT_KEYS  # the --json contract, stated once
 

@@ -1,11 +1,10 @@
 """Each role's argument spec and its defaults describe the same public interface."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.paths import REPO
+
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "meta" / "argument_specs.yml").exists())
 
 

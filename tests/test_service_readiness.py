@@ -1,7 +1,7 @@
 """Readiness verdicts: wait while loading, fail fast on a dead or restarted unit, ready on real answers."""
 
 import pytest
-import service_readiness as ready
+from qwen_infra import service_readiness as ready
 
 SHOW_OUTPUT = "ActiveState=active\nResult=success\nNRestarts=0\n"
 

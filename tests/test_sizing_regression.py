@@ -1,10 +1,9 @@
-"""Predicted vs logged: every published vLLM start-up in tools/sizing_cases.py, to the issue's bar
+"""Predicted vs logged: every published vLLM start-up in module_utils/qwen_infra/sizing_cases.py, to the issue's bar
 (weights per rank within 2 %, KV cache tokens within 10 %). Cases the engine cannot meet are xfail
 (strict) with the reason, and reported in docs/sizing.md; tolerances are never loosened."""
 
 import pytest
-
-from tools.sizing_cases import CASES, KV_TOKENS_TOLERANCE, WEIGHTS_TOLERANCE, relative_error
+from qwen_infra.sizing_cases import CASES, KV_TOKENS_TOLERANCE, WEIGHTS_TOLERANCE, relative_error
 
 
 def params(cases, *, kv=False):

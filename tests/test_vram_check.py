@@ -3,12 +3,13 @@
 import ast
 from pathlib import Path
 
-import nvidia_smi
 import pytest
-import qwen_sizing as q
 import yaml
+from qwen_infra import nvidia_smi
+from qwen_infra import qwen_sizing as q
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.paths import REPO
+
 MODULE = REPO / "library" / "vram_check.py"
 H100_XML = REPO / "tests" / "fixtures" / "gpu" / "h100-80gb-hbm3" / "nvidia-smi-q.xml"
 H200_XML = REPO / "tests" / "fixtures" / "gpu" / "h200" / "nvidia-smi-q.xml"

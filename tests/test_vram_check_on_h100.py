@@ -4,10 +4,11 @@ import re
 from pathlib import Path
 
 import pytest
-import qwen_sizing
 import yaml
-from conftest import REPO
-from nvidia_smi import parse_nvidia_smi_xml
+from qwen_infra import qwen_sizing
+from qwen_infra.nvidia_smi import parse_nvidia_smi_xml
+
+from tests.paths import REPO
 
 H100 = REPO / "tests" / "fixtures" / "gpu" / "h100-80gb-hbm3"
 RUNS = {

@@ -4,7 +4,7 @@ GPU machine, and report wall-clock time, peak GPU memory and peak host memory pe
     python3 tools/quantize_realistic_width.py --layers 4 --out /tmp/q8b      # prints one JSON line per method
 
 Widths are Qwen3-8B's (hidden 4096, intermediate 12288, 32 heads / 8 KV heads of 128, vocab 151936); only
-the layer count is cut so the run fits a lent machine's time. Weights come from lab/make_tiny_qwen3.py's
+the layer count is cut so the run fits a lent machine's time. Weights come from module_utils/qwen_infra/lab_model.py's
 writer with this shape. GPU memory is sampled with nvidia-smi every 0.2 s while the script runs.
 """
 
@@ -19,10 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "lab"))
+from qwen_infra import lab_model
 
-import make_tiny_qwen3  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = REPO / "roles" / "quantize" / "files" / "quantize_model.py"
 QWEN3_8B_WIDTH = {
@@ -74,12 +73,12 @@ def main() -> int:
     args = parser.parse_args()
 
     source = args.out / "source"
-    make_tiny_qwen3.ARCH = {**make_tiny_qwen3.ARCH, **QWEN3_8B_WIDTH, "num_hidden_layers": args.layers}
+    lab_model.ARCH = {**lab_model.ARCH, **QWEN3_8B_WIDTH, "num_hidden_layers": args.layers}
     started = time.monotonic()
-    make_tiny_qwen3.make_model(source)
+    lab_model.make_model(source)
     print(json.dumps({"made_source_s": round(time.monotonic() - started, 1), "layers": args.layers}))
     calibration = args.out / "calibration.txt"
-    calibration.write_text("\n".join(make_tiny_qwen3.CORPUS * 16) + "\n")
+    calibration.write_text("\n".join(lab_model.CORPUS * 16) + "\n")
 
     for method in ("awq", "gptq"):
         command = [

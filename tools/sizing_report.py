@@ -2,18 +2,15 @@
 
     .venv/bin/python tools/sizing_report.py > /tmp/table.md
 
-Every row is one published vLLM start-up (tools/sizing_cases.py); errors are (predicted - logged) /
+Every row is one published vLLM start-up (module_utils/qwen_infra/sizing_cases.py); errors are (predicted - logged) /
 logged. The bar (issue 3): weights per rank within 2 %, KV cache tokens within 10 %.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools.sizing_cases import CASES, KV_TOKENS_TOLERANCE, WEIGHTS_TOLERANCE, Case, relative_error
+from qwen_infra.sizing_cases import CASES, KV_TOKENS_TOLERANCE, WEIGHTS_TOLERANCE, Case, relative_error
 
 
 def _layout(case: Case) -> str:

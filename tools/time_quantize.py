@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "lab"))
+from qwen_infra import lab_model
 
-import make_tiny_qwen3  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = REPO / "roles" / "quantize" / "files" / "quantize_model.py"
 SAMPLES = [
@@ -43,7 +42,7 @@ def main() -> int:
     tool = version("llmcompressor")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        make_tiny_qwen3.make_model(work / "qwen3-tiny")
+        lab_model.make_model(work / "qwen3-tiny")
         calibration = work / "calibration.jsonl"
         calibration.write_text("".join(json.dumps({"text": t * 4}) + "\n" for t in SAMPLES * 4))
         print(f"machine: {platform.node()}, {platform.machine()}, python {platform.python_version()}")

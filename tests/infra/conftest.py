@@ -1,20 +1,10 @@
-"""Put infra/ on sys.path (the Pulumi program imports its modules by bare name, as `pulumi up` runs it)
-and run each example stack's program once under the mocks for the whole session."""
+"""Run each example stack's program once under the mocks for the whole session (pyproject.toml puts
+infra/ and this directory on the test path: the program imports its modules by bare name)."""
 
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
-
-INFRA = Path(__file__).resolve().parents[2] / "infra"
-HERE = Path(__file__).resolve().parent
-# infra/ for the program's modules; this directory for the harness and the policies.
-for path in (INFRA, HERE):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from pulumi_harness import EXAMPLE_STACKS, run_example  # noqa: E402
+from pulumi_harness import EXAMPLE_STACKS, run_example
 
 # pulumi-aws warns about a deprecated resource type of its own when that module first loads (the mocks
 # load every ec2 type); load it here, quietly, so the warning does not land on our tests.

@@ -17,6 +17,7 @@ from pathlib import Path
 import pulumi
 import yaml
 from pulumi.runtime.mocks import MockMonitor
+from qwen_infra import aws_instances
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 PROJECT = "qwen-infra"
@@ -24,7 +25,6 @@ EXAMPLE_STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in INFRA.glob("Pulumi.*.yaml")
 )
 
-import aws_instances  # noqa: E402  (conftest puts module_utils/ on sys.path)
 
 GPU_AMI = "ami-0dlami000000000"
 UBUNTU_AMI = "ami-0ubuntu00000000"

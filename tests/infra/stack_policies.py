@@ -6,8 +6,8 @@ from __future__ import annotations
 import ipaddress
 import json
 
-import aws_instances
 from pulumi_harness import Recorded
+from qwen_infra import aws_instances
 
 INSTANCE = "aws:ec2/instance:Instance"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"

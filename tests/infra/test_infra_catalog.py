@@ -3,9 +3,8 @@ the EFA facts of the reference (32 EFA on p5/p5e, 16 on p5en, 4 on p4d/p4de)."""
 
 import re
 
-import aws_instances
 import pytest
-import qwen_catalogs
+from qwen_infra import aws_instances, qwen_catalogs
 
 REQUIRED_TYPES = {
     "p4d.24xlarge", "p4de.24xlarge", "p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge",

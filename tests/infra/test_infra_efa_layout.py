@@ -1,9 +1,9 @@
 """The EFA layout generated per instance type matches AWS's documented layout: primary ENA at network
 card 0 / device 0, an EFA-only at card 0 / device 1, then an EFA-only at device 0 of every other card."""
 
-import aws_instances
 import pytest
 from efa_layout import EFA_ONLY, ENA, NetworkInterface, interface_layout
+from qwen_infra import aws_instances
 
 
 def slots(name):

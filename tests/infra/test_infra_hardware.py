@@ -1,10 +1,10 @@
 """Hardware selection: the cheapest catalog layout the sizing engine says fits, and clear refusals."""
 
-import aws_instances
 import config
 import hardware
 import pytest
 from pulumi_harness import EXAMPLE_STACKS, stack_values
+from qwen_infra import aws_instances
 
 BASE = {
     "aws:region": "us-east-1",

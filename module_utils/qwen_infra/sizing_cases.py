@@ -16,13 +16,9 @@ Version-dependent inputs are set from what each log shows, never tuned to make a
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-
-import qwen_sizing as q
+from . import qwen_sizing as q
 
 # Same-shaped models the logs used, as their config.json gives them.
 LLAMA_3_1_8B = {

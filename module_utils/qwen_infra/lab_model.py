@@ -4,7 +4,7 @@ No model hub is reachable from the lab, so the model is generated: a byte-level 
 few sentences, a ChatML chat template like Qwen's, and bf16 weights written straight to safetensors
 (without torch on the controller). vLLM's CPU attention needs head_dim 64, hence the shape below.
 
-    python lab/make_tiny_qwen3.py --out .cache/lab-model/qwen3-tiny
+    python module_utils/qwen_infra/lab_model.py --out .cache/lab-model/qwen3-tiny
 """
 
 from __future__ import annotations

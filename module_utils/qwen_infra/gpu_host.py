@@ -4,7 +4,7 @@
 - `/sys/class/infiniband`: RDMA devices (InfiniBand, RoCE, AWS EFA) and their ports;
 - `/sys/bus/pci/devices`: NVSwitch chips (NVIDIA bridges), which decide whether Fabric Manager is needed;
 - `product_architecture` from `nvidia-smi -q -x`, which decides the kernel module flavour.
-Memory, driver and CUDA versions come from module_utils/nvidia_smi.py.
+Memory, driver and CUDA versions come from module_utils/qwen_infra/nvidia_smi.py.
 """
 
 from __future__ import annotations

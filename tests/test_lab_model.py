@@ -4,9 +4,9 @@ import itertools
 import json
 import struct
 
-import make_tiny_qwen3 as tiny
 import numpy as np
 import pytest
+from qwen_infra import lab_model as tiny
 from tokenizers import Tokenizer
 
 

@@ -13,8 +13,7 @@ import argparse
 import json
 import sys
 
-from qwen_infra import __version__
-from qwen_infra.engine import qwen_catalogs, qwen_sizing
+from . import __version__, qwen_catalogs, qwen_sizing
 
 FITS, DOES_NOT_FIT, BAD_ARGUMENTS = 0, 1, 2
 

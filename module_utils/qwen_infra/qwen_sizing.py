@@ -26,30 +26,17 @@ import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-try:  # inside an Ansible module (AnsiballZ)
-    from ansible.module_utils.qwen_catalogs import (
-        AWQ_W4_G128,
-        DEFAULT_GPU_MEMORY_UTILIZATION,
-        GPTQ_W4_G128,
-        GPU_ALIASES,
-        GPUS,
-        MODELS,
-        QUANTIZATION_SUFFIXES,
-        QUANTIZED_VARIANTS,
-        VLLM_VERSION,
-    )
-except ImportError:  # the qwen-infra CLI, Pulumi and tests put module_utils/ on sys.path
-    from qwen_catalogs import (
-        AWQ_W4_G128,
-        DEFAULT_GPU_MEMORY_UTILIZATION,
-        GPTQ_W4_G128,
-        GPU_ALIASES,
-        GPUS,
-        MODELS,
-        QUANTIZATION_SUFFIXES,
-        QUANTIZED_VARIANTS,
-        VLLM_VERSION,
-    )
+from .qwen_catalogs import (
+    AWQ_W4_G128,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    GPTQ_W4_G128,
+    GPU_ALIASES,
+    GPUS,
+    MODELS,
+    QUANTIZATION_SUFFIXES,
+    QUANTIZED_VARIANTS,
+    VLLM_VERSION,
+)
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -89,7 +76,7 @@ CUDA_CONTEXT_BYTES = int(0.5 * GIB)
 # machines. NCCL (>= 2.22) connects peers lazily, so most of this is allocated by the first large
 # collectives of the profiling run and charged to the reservation as non-torch memory: a TP=4 A100
 # node started with only 1.18 GiB of headroom and then lost ~2 GiB more than single-GPU accounting
-# explains (tools/sizing_cases.py). It is charged on NVLink/NVSwitch GPUs, where NCCL opens many
+# explains (module_utils/qwen_infra/sizing_cases.py). It is charged on NVLink/NVSwitch GPUs, where NCCL opens many
 # channels; on PCIe-only cards (L4, A10G, L40S, workstation GPUs) a TP=2 log shows no such charge.
 NCCL_COMMUNICATOR_BYTES = int(0.82 * GIB)
 # cuBLAS/cuBLASLt workspaces created by the first GEMMs of the profiling run, which vLLM counts as
