@@ -14,7 +14,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 
-from qwen_infra import aws_instances, qwen_sizing
+from qwen_infra.catalogs import aws_instances
+from qwen_infra.sizing.devices import gpu_from_catalog
+from qwen_infra.sizing.errors import SizingError
 
 PROJECT = "qwen-infra"
 REGION_KEY = "aws:region"
@@ -223,8 +225,8 @@ def _hardware_problems(config: StackConfig) -> list[str]:
     ]
     for gpu in config.gpu_types:
         try:
-            qwen_sizing.gpu_from_catalog(gpu)
-        except qwen_sizing.SizingError as error:
+            gpu_from_catalog(gpu)
+        except SizingError as error:
             problems.append(f"{PROJECT}:gpuTypes: {error}")
     if config.capacity_block and not config.capacity_reservation_id:
         problems.append(f"{PROJECT}:capacityBlock needs capacityReservationId (the Capacity Block's id)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from config import StackConfig
 from hardware import Selection
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 # Roles a host can have; serving hosts form the `vllm_servers` group (head first, then workers).
 SERVING_HEAD = "serving-head"

@@ -1,8 +1,8 @@
 """Choose the instance type and count: the cheapest catalog layout the sizing engine says fits.
 
 No Pulumi here: `python infra/plan.py` runs the same choice without a cloud account. The sizing engine
-(module_utils/qwen_infra/qwen_sizing.py) alone decides whether a layout fits; this module only enumerates what AWS
-sells (module_utils/qwen_infra/aws_instances.py) in price order and maps the engine's plan onto whole instances.
+(qwen_infra.sizing) alone decides whether a layout fits; this module only enumerates what AWS sells
+(qwen_infra.catalogs.aws_instances) in price order and maps the engine's plan onto whole instances.
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ import math
 from dataclasses import dataclass, replace
 
 from config import StackConfig
-from qwen_infra import aws_instances, qwen_sizing
+from qwen_infra.catalogs import aws_instances
+from qwen_infra.sizing import architecture
+from qwen_infra.sizing.architecture import Architecture, with_quantization
+from qwen_infra.sizing.devices import gpu_from_catalog
+from qwen_infra.sizing.errors import SizingError
+from qwen_infra.sizing.layout import Plan
+from qwen_infra.sizing.memory import SizingResult, size
+from qwen_infra.sizing.suggest import size_with_fixes
+from qwen_infra.sizing.weights import model_tensors
 
 TP_SIZES = (8, 4, 2, 1)
 
@@ -28,8 +36,8 @@ class Selection:
     nodes: int
     model: str
     quantization: str | None  # --quantization for online quantization; None: the checkpoint decides
-    plan: qwen_sizing.Plan
-    result: qwen_sizing.SizingResult
+    plan: Plan
+    result: SizingResult
 
     @property
     def instance(self) -> dict:
@@ -74,12 +82,12 @@ class Selection:
         }
 
 
-def resolve_model(config: StackConfig) -> tuple[qwen_sizing.Architecture, str | None]:
+def resolve_model(config: StackConfig) -> tuple[Architecture, str | None]:
     """The model's architecture at the configured precision, and the online --quantization flag."""
     try:
-        arch, _ = qwen_sizing.resolve_model(config.model)
-        quantized = qwen_sizing.with_quantization(arch, config.quantization_flag)
-    except qwen_sizing.SizingError as error:
+        arch, _ = architecture.resolve_model(config.model)
+        quantized = with_quantization(arch, config.quantization_flag)
+    except SizingError as error:
         raise HardwareError(f"qwen-infra:model / precision: {error}") from None
     online = config.quantization_flag if quantized.quantization != arch.quantization else None
     return quantized, online
@@ -97,7 +105,7 @@ def _candidates(config: StackConfig, offered: set[str] | None) -> list[tuple[str
         names = [config.instance_type]
     else:
         names = list(config.instance_types or aws_instances.INSTANCES)
-    gpus = {qwen_sizing.gpu_from_catalog(gpu).name for gpu in config.gpu_types}
+    gpus = {gpu_from_catalog(gpu).name for gpu in config.gpu_types}
     pairs = []
     for name in names:
         entry = aws_instances.INSTANCES[name]
@@ -112,12 +120,12 @@ def _candidates(config: StackConfig, offered: set[str] | None) -> list[tuple[str
     return sorted(pairs, key=_price)
 
 
-def _plans(arch: qwen_sizing.Architecture, config: StackConfig, gpus_per_node: int, nodes: int):
+def _plans(arch: Architecture, config: StackConfig, gpus_per_node: int, nodes: int):
     """vLLM layouts that use every GPU of `nodes` hosts: the largest TP a host can hold, PP over the
     rest (TP stays inside a host's NVLink/PCIe domain); MoE models also try expert parallelism."""
     for tp in (t for t in TP_SIZES if t <= gpus_per_node and gpus_per_node % t == 0):
         for expert_parallel in (False, True) if arch.is_moe and tp > 1 else (False,):
-            yield qwen_sizing.Plan(
+            yield Plan(
                 tensor_parallel_size=tp,
                 pipeline_parallel_size=nodes * gpus_per_node // tp,
                 enable_expert_parallel=expert_parallel,
@@ -126,11 +134,11 @@ def _plans(arch: qwen_sizing.Architecture, config: StackConfig, gpus_per_node: i
             )
 
 
-def _fits(arch, config, name, nodes, tensors) -> tuple[qwen_sizing.Plan, qwen_sizing.SizingResult] | None:
+def _fits(arch, config, name, nodes, tensors) -> tuple[Plan, SizingResult] | None:
     entry = aws_instances.INSTANCES[name]
-    device = qwen_sizing.gpu_from_catalog(entry["gpu"])
+    device = gpu_from_catalog(entry["gpu"])
     for plan in _plans(arch, config, entry["gpus"], nodes):
-        result = qwen_sizing.size(arch, device, plan, tensors, suggest=False)
+        result = size(arch, device, plan, tensors)
         if result.fits and result.max_concurrency >= config.concurrency:
             return replace(plan, max_model_len=result.max_model_len), result
     return None
@@ -140,7 +148,7 @@ def select(config: StackConfig, offered: set[str] | None = None) -> Selection:
     """The cheapest (instance type, nodes) that fits; `offered` is what the availability zone sells
     (None: do not filter). HardwareError says why nothing fits and what would."""
     arch, online = resolve_model(config)
-    tensors = qwen_sizing.model_tensors(arch)  # computed once, reused by every size() below
+    tensors = model_tensors(arch)  # computed once, reused by every size() below
     for name, nodes in _candidates(config, offered):
         hit = _fits(arch, config, name, nodes, tensors)
         if hit:
@@ -166,9 +174,9 @@ def _refusal(arch, config: StackConfig, offered: set[str] | None, tensors) -> st
         return f"{wanted}: the instance filters (instanceType, instanceTypes, gpuTypes) leave no catalog type"
     name, nodes = max(pairs, key=lambda p: _gpu_bytes(*p))
     entry = aws_instances.INSTANCES[name]
-    device = qwen_sizing.gpu_from_catalog(entry["gpu"])
+    device = gpu_from_catalog(entry["gpu"])
     plan = next(_plans(arch, config, entry["gpus"], nodes))
-    result = qwen_sizing.size(arch, device, plan, tensors)
+    result = size_with_fixes(arch, device, plan, tensors)
     if result.fits:
         detail = (
             f"it fits, but its KV cache holds only {result.max_concurrency:g} such requests: lower "
@@ -184,4 +192,4 @@ def _refusal(arch, config: StackConfig, offered: set[str] | None, tensors) -> st
 
 def _gpu_bytes(name: str, nodes: int) -> int:
     entry = aws_instances.INSTANCES[name]
-    return nodes * entry["gpus"] * qwen_sizing.gpu_from_catalog(entry["gpu"]).usable_bytes
+    return nodes * entry["gpus"] * gpu_from_catalog(entry["gpu"]).usable_bytes

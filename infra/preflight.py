@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pulumi_aws as aws
 from config import PROJECT, ConfigError, StackConfig
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 # Canonical's published Ubuntu 22.04 image for the small CPU hosts (load balancer, monitoring).
 UBUNTU_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
@@ -73,7 +73,7 @@ def check_catalog(instance_type: str) -> None:
     if wrong:
         raise ConfigError(
             f"AWS describes {instance_type} with {wrong}, the catalog with "
-            f"{ {key: entry[key] for key in wrong} }: fix module_utils/qwen_infra/aws_instances.py before deploying"
+            f"{ {key: entry[key] for key in wrong} }: fix qwen_infra.catalogs.aws_instances first"
         )
 
 

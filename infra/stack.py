@@ -15,7 +15,7 @@ from components.network import ClusterNetwork, NetworkArgs
 from components.security import ClusterSecurity, SecurityArgs
 from components.service_host import ServiceHost, ServiceHostArgs
 from hardware import HardwareError, Selection, select
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 
 def read_config() -> stack_config.StackConfig:

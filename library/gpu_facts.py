@@ -21,7 +21,7 @@ options:
     default: false
   profile:
     description:
-      - Host profile to compare against, an AWS instance type (module_utils/qwen_infra/aws_instances.py) or an
+      - Host profile to compare against, an AWS instance type (module_utils/qwen_infra/catalogs/aws_instances.py) or an
         on-premises shape (gpu_host.ONPREM_PROFILES). Adds C(expected) and C(problems); an unknown
         profile fails the module.
     type: str
@@ -65,14 +65,13 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule
 
 try:  # installed as the qwen.infra collection
-    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import (
-        aws_instances,
-        gpu_host,
-        nvidia_smi,
-        qwen_catalogs,
-    )
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import gpu_host, nvidia_smi
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra.catalogs import aws_instances
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra.catalogs.gpus import GPUS
 except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
-    from ansible.module_utils.qwen_infra import aws_instances, gpu_host, nvidia_smi, qwen_catalogs
+    from ansible.module_utils.qwen_infra import gpu_host, nvidia_smi
+    from ansible.module_utils.qwen_infra.catalogs import aws_instances
+    from ansible.module_utils.qwen_infra.catalogs.gpus import GPUS
 
 
 def read_nvidia_smi(module):
@@ -110,9 +109,7 @@ def main():
     expected = None
     if module.params["profile"]:
         try:
-            expected = gpu_host.profile_expectations(
-                module.params["profile"], aws_instances.INSTANCES, qwen_catalogs.GPUS
-            )
+            expected = gpu_host.profile_expectations(module.params["profile"], aws_instances.INSTANCES, GPUS)
         except LookupError as error:
             module.fail_json(msg=str(error))
     gpus, architectures, topology, reason = read_nvidia_smi(module)

@@ -144,9 +144,17 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 try:  # installed as the qwen.infra collection
-    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import nvidia_smi, qwen_sizing
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import nvidia_smi
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra.sizing import (
+        architecture,
+        errors,
+        layout,
+        report,
+        weights,
+    )
 except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
-    from ansible.module_utils.qwen_infra import nvidia_smi, qwen_sizing
+    from ansible.module_utils.qwen_infra import nvidia_smi
+    from ansible.module_utils.qwen_infra.sizing import architecture, errors, layout, report, weights
 
 
 def read_gpus(module):
@@ -185,7 +193,7 @@ def main():
     p = module.params
 
     if p["device"] == "cpu":
-        result = qwen_sizing.not_checked(
+        result = report.not_checked(
             "device is cpu: vLLM runs on the CPU backend here, so the GPU memory check does not apply"
         )
         module.exit_json(changed=False, ansible_facts={"vram_check": result}, **result)
@@ -196,12 +204,12 @@ def main():
         if gpus is None:
             if p["device"] == "cuda":
                 module.fail_json(msg=f"device is cuda but this host has no usable NVIDIA GPU: {reason}")
-            result = qwen_sizing.not_checked(
+            result = report.not_checked(
                 f"this host has no NVIDIA GPU ({reason}), so the GPU memory check does not apply"
             )
             module.exit_json(changed=False, ansible_facts={"vram_check": result}, **result)
 
-    plan = qwen_sizing.Plan(
+    plan = layout.Plan(
         tensor_parallel_size=p["tensor_parallel_size"],
         pipeline_parallel_size=p["pipeline_parallel_size"],
         enable_expert_parallel=p["enable_expert_parallel"],
@@ -212,14 +220,14 @@ def main():
         gpu_memory_utilization=p["gpu_memory_utilization"],
     )
     try:
-        arch = qwen_sizing.with_quantization(
-            qwen_sizing.load_architecture(p["model_path"]), p["quantization"]
+        arch = architecture.with_quantization(
+            architecture.load_architecture(p["model_path"]), p["quantization"]
         )
-        tensors = qwen_sizing.checkpoint_tensors(p["model_path"])
-        result = qwen_sizing.check_host(
+        tensors = weights.checkpoint_tensors(p["model_path"])
+        result = report.check_host(
             arch, plan, gpus=gpus, tensors=tensors, gpu_memory_bytes=p["gpu_memory_bytes"]
         )
-    except qwen_sizing.SizingError as error:
+    except errors.SizingError as error:
         module.fail_json(msg=str(error))
 
     if not result["fits"] and p["fail_on_misfit"]:

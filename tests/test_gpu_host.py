@@ -1,12 +1,14 @@
-"""GPU host parsers (module_utils/qwen_infra/gpu_host.py) on real captures and fake sysfs trees with real names."""
+"""GPU host parsers (qwen_infra.gpu_host) on real captures and fake sysfs trees with real names."""
 
 import json
 import os
 from pathlib import Path
 
 import pytest
-from qwen_infra import aws_instances, nvidia_smi, qwen_catalogs
 from qwen_infra import gpu_host as gh
+from qwen_infra import nvidia_smi
+from qwen_infra.catalogs import aws_instances
+from qwen_infra.catalogs.gpus import GPUS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gpu"
 H100 = FIXTURES / "h100-80gb-hbm3"
@@ -219,13 +221,13 @@ def test_the_module_on_the_machine_reported_what_the_parsers_compute():
     ],
 )
 def test_profiles_against_the_real_2x_h200(profile, expected_problems):
-    expected = gh.profile_expectations(profile, aws_instances.INSTANCES, qwen_catalogs.GPUS)
+    expected = gh.profile_expectations(profile, aws_instances.INSTANCES, GPUS)
     assert gh.compare_with_profile(h200_x2_facts(), expected) == expected_problems
 
 
 def test_too_little_usable_memory_is_measured_vs_expected():
     facts = {**h200_x2_facts(), "usable_bytes_min": 100 << 30}
-    expected = gh.profile_expectations("dev-h200-2", aws_instances.INSTANCES, qwen_catalogs.GPUS)
+    expected = gh.profile_expectations("dev-h200-2", aws_instances.INSTANCES, GPUS)
     assert gh.compare_with_profile(facts, expected) == [
         "100.00 GiB usable on the smallest GPU, at least 137.00 GiB expected"
     ]
@@ -233,14 +235,14 @@ def test_too_little_usable_memory_is_measured_vs_expected():
 
 def test_unknown_profile_names_the_known_ones():
     with pytest.raises(LookupError, match=r"unknown GPU host profile 'p9.96xlarge'; known: .*p5en\.48xlarge"):
-        gh.profile_expectations("p9.96xlarge", aws_instances.INSTANCES, qwen_catalogs.GPUS)
+        gh.profile_expectations("p9.96xlarge", aws_instances.INSTANCES, GPUS)
 
 
 @pytest.mark.parametrize(
     "profile", ["p4d.24xlarge", "p4de.24xlarge", "p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge"]
 )
 def test_every_nvswitch_instance_type_expects_efa(profile):
-    expected = gh.profile_expectations(profile, aws_instances.INSTANCES, qwen_catalogs.GPUS)
+    expected = gh.profile_expectations(profile, aws_instances.INSTANCES, GPUS)
     assert expected["nvswitch"] is True
     assert expected["gpu_count"] == 8
     assert expected["efa_count"] in (4, 16, 32)
@@ -250,5 +252,5 @@ def test_one_active_port_per_hca_counts_once(tmp_path):
     make_rdma_device(tmp_path, "mlx5_0", {1: ("4: ACTIVE", "InfiniBand", "400 Gb/sec (4X NDR)")})
     devices = gh.read_infiniband(tmp_path / "sys/class/infiniband")
     facts = {**h200_x2_facts(), **{"hca_ports": gh.hca_ports(devices)}}
-    expected = {**gh.profile_expectations("dev-h200-2", {}, qwen_catalogs.GPUS), "ib_hcas": 2}
+    expected = {**gh.profile_expectations("dev-h200-2", {}, GPUS), "ib_hcas": 2}
     assert gh.compare_with_profile(facts, expected) == ["1 IB/RoCE HCAs with an active port, 2 expected"]

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from qwen_infra import lab_model, qwen_sizing
+from qwen_infra import lab_model
+from qwen_infra.sizing.architecture import parse_quantization_config
 
 from tests.paths import REPO
 
@@ -136,9 +137,7 @@ def test_quantize_load_generate_and_rerun(model, calibration, tmp_path, method):
     assert config["ignore"] == ["lm_head"]
     assert not output.with_name(output.name + ".partial").exists()
     # The vllm role's sizing preflight reads the result as vLLM will.
-    sized = qwen_sizing.parse_quantization_config(
-        json.loads((output / "config.json").read_text())["quantization_config"]
-    )
+    sized = parse_quantization_config(json.loads((output / "config.json").read_text())["quantization_config"])
     assert (sized.method, sized.group_size, sized.zero_point) == ("w4a16", 64, method == "awq")
 
     loaded = transformers.AutoModelForCausalLM.from_pretrained(output)

@@ -1,4 +1,4 @@
-"""Predicted vs logged: every published vLLM start-up in module_utils/qwen_infra/sizing_cases.py, to the issue's bar
+"""Predicted vs logged: every published vLLM start-up in qwen_infra.sizing_cases, to the issue's bar
 (weights per rank within 2 %, KV cache tokens within 10 %). Cases the engine cannot meet are xfail
 (strict) with the reason, and reported in docs/sizing.md; tolerances are never loosened."""
 

@@ -1,4 +1,4 @@
-"""The vram_check module: its logic (qwen_sizing.check_host, on real nvidia-smi output) and its interface."""
+"""The vram_check module: its logic (sizing.report.check_host, on real nvidia-smi output) and its interface."""
 
 import ast
 from pathlib import Path
@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 from qwen_infra import nvidia_smi
-from qwen_infra import qwen_sizing as q
+from qwen_infra.sizing.architecture import Architecture, resolve_model
+from qwen_infra.sizing.errors import SizingError
+from qwen_infra.sizing.layout import Plan
+from qwen_infra.sizing.report import check_host, not_checked
+from qwen_infra.sizing.vllm_rules import DEFAULT_GPU_MEMORY_UTILIZATION
 
 from tests.paths import REPO
 
@@ -20,12 +24,12 @@ def host(xml: Path, copies: int = 1):
     return [gpu.__class__(**{**gpu.as_dict(), "index": i}) for i in range(copies)]
 
 
-def model(name: str) -> q.Architecture:
-    return q.resolve_model(name)[0]
+def model(name: str) -> Architecture:
+    return resolve_model(name)[0]
 
 
 def test_fitting_plan_on_the_real_h100():
-    facts = q.check_host(model("Qwen/Qwen3-8B"), q.Plan(max_model_len=32768), gpus=host(H100_XML))
+    facts = check_host(model("Qwen/Qwen3-8B"), Plan(max_model_len=32768), gpus=host(H100_XML))
     assert facts["checked"] is True
     assert facts["fits"] is True
     assert facts["gpu"] == "NVIDIA H100 80GB HBM3"
@@ -36,7 +40,7 @@ def test_fitting_plan_on_the_real_h100():
 
 
 def test_misfit_names_the_shortfall_and_fixes():
-    facts = q.check_host(model("Qwen/Qwen3-32B"), q.Plan(), gpus=host(H100_XML))
+    facts = check_host(model("Qwen/Qwen3-32B"), Plan(), gpus=host(H100_XML))
     assert facts["fits"] is False
     assert "does not fit 1 x NVIDIA H100 80GB HBM3" in facts["msg"]
     assert "needs 10.00 GiB of KV cache per GPU" in facts["msg"]
@@ -45,40 +49,38 @@ def test_misfit_names_the_shortfall_and_fixes():
 
 
 def test_more_gpus_than_the_host_has():
-    facts = q.check_host(model("Qwen/Qwen3-32B"), q.Plan(tensor_parallel_size=2), gpus=host(H200_XML))
+    facts = check_host(model("Qwen/Qwen3-32B"), Plan(tensor_parallel_size=2), gpus=host(H200_XML))
     assert facts["fits"] is False
     assert any("2 GPUs, but 1 are available" in p for p in facts["problems"])
-    facts = q.check_host(
-        model("Qwen/Qwen3-32B"), q.Plan(tensor_parallel_size=2), gpus=host(H200_XML, copies=2)
-    )
+    facts = check_host(model("Qwen/Qwen3-32B"), Plan(tensor_parallel_size=2), gpus=host(H200_XML, copies=2))
     assert facts["fits"] is True
 
 
 def test_smallest_gpu_decides():
     gpus = host(H100_XML) + host(H200_XML)
-    facts = q.check_host(model("Qwen/Qwen3-8B"), q.Plan(tensor_parallel_size=2), gpus=gpus)
+    facts = check_host(model("Qwen/Qwen3-8B"), Plan(tensor_parallel_size=2), gpus=gpus)
     assert facts["gpu"] == "NVIDIA H100 80GB HBM3"
 
 
 def test_memory_override_needs_no_gpu():
-    facts = q.check_host(model("Qwen/Qwen3-8B"), q.Plan(), gpu_memory_bytes=85017493504)
+    facts = check_host(model("Qwen/Qwen3-8B"), Plan(), gpu_memory_bytes=85017493504)
     assert facts["checked"] is True
     assert facts["fits"] is True
     assert facts["gpus"] == []
-    with pytest.raises(q.SizingError, match="must be positive"):
-        q.check_host(model("Qwen/Qwen3-8B"), q.Plan(), gpu_memory_bytes=0)
+    with pytest.raises(SizingError, match="must be positive"):
+        check_host(model("Qwen/Qwen3-8B"), Plan(), gpu_memory_bytes=0)
 
 
 def test_mig_slices_are_not_sized_as_whole_gpus():
     [gpu] = host(H100_XML)
     mig = gpu.__class__(**{**gpu.as_dict(), "mig_mode": "Enabled"})
-    facts = q.check_host(model("Qwen/Qwen3-0.6B"), q.Plan(), gpus=[mig])
+    facts = check_host(model("Qwen/Qwen3-0.6B"), Plan(), gpus=[mig])
     assert facts["fits"] is False
     assert any("MIG is enabled" in p for p in facts["problems"])
 
 
 def test_host_without_gpu_is_reported_not_failed():
-    facts = q.not_checked("this host has no NVIDIA GPU (nvidia-smi is not installed)")
+    facts = not_checked("this host has no NVIDIA GPU (nvidia-smi is not installed)")
     assert facts == {
         "checked": False,
         "fits": None,
@@ -86,8 +88,8 @@ def test_host_without_gpu_is_reported_not_failed():
         "problems": [],
         "gpus": [],
     }
-    with pytest.raises(q.SizingError, match="no GPU was listed"):
-        q.check_host(model("Qwen/Qwen3-8B"), q.Plan(), gpus=[])
+    with pytest.raises(SizingError, match="no GPU was listed"):
+        check_host(model("Qwen/Qwen3-8B"), Plan(), gpus=[])
 
 
 # --- the module file: documentation and argument_spec agree ---------------------------------------------
@@ -123,5 +125,5 @@ def test_documentation_matches_argument_spec():
 
 def test_module_defaults_match_the_engine():
     spec = argument_spec()
-    assert spec["gpu_memory_utilization"]["default"] == q.DEFAULT_GPU_MEMORY_UTILIZATION
+    assert spec["gpu_memory_utilization"]["default"] == DEFAULT_GPU_MEMORY_UTILIZATION
     assert "supports_check_mode=True" in MODULE.read_text()

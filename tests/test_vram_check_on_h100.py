@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from qwen_infra import qwen_sizing
 from qwen_infra.nvidia_smi import parse_nvidia_smi_xml
+from qwen_infra.sizing.architecture import architecture_from_config, catalog_config
+from qwen_infra.sizing.layout import Plan
+from qwen_infra.sizing.report import check_host
 
 from tests.paths import REPO
 
@@ -42,8 +44,8 @@ def test_module_read_the_same_gpu_the_fixture_describes(name, h100_gpus):
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_engine_reproduces_the_real_host_verdict(name, h100_gpus, tmp_path):
     model, plan_args = RUNS[name]
-    arch = qwen_sizing.architecture_from_config(qwen_sizing.catalog_config(model), name=Path(model).name)
-    result = qwen_sizing.check_host(arch, qwen_sizing.Plan(**plan_args), gpus=h100_gpus)
+    arch = architecture_from_config(catalog_config(model), name=Path(model).name)
+    result = check_host(arch, Plan(**plan_args), gpus=h100_gpus)
     facts = recorded_facts(name)
     assert result["fits"] == facts["fits"]
     assert result["kv_cache_tokens"] == facts["kv_cache_tokens"]

@@ -4,7 +4,7 @@ GPU machine, and report wall-clock time, peak GPU memory and peak host memory pe
     python3 tools/quantize_realistic_width.py --layers 4 --out /tmp/q8b      # prints one JSON line per method
 
 Widths are Qwen3-8B's (hidden 4096, intermediate 12288, 32 heads / 8 KV heads of 128, vocab 151936); only
-the layer count is cut so the run fits a lent machine's time. Weights come from module_utils/qwen_infra/lab_model.py's
+the layer count is cut so the run fits a lent machine's time. Weights come from qwen_infra.lab_model's
 writer with this shape. GPU memory is sampled with nvidia-smi every 0.2 s while the script runs.
 """
 

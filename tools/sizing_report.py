@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/sizing_report.py > /tmp/table.md
 
-Every row is one published vLLM start-up (module_utils/qwen_infra/sizing_cases.py); errors are (predicted - logged) /
+Every row is one published vLLM start-up (qwen_infra.sizing_cases); errors are (predicted - logged) /
 logged. The bar (issue 3): weights per rank within 2 %, KV cache tokens within 10 %.
 """
 

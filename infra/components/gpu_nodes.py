@@ -10,7 +10,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 from efa_layout import ENA, interface_layout
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 USER_DATA = Path(__file__).resolve().parents[1] / "userdata" / "model-cache.sh"
 # IMDSv2 only, one hop: the services (vLLM under systemd) run on the host itself, so no container

@@ -13,7 +13,18 @@ import argparse
 import json
 import sys
 
-from . import __version__, qwen_catalogs, qwen_sizing
+from . import __version__
+from .catalogs.gpus import GPUS
+from .sizing.architecture import resolve_model, with_quantization
+from .sizing.devices import Device, gpu_from_catalog
+from .sizing.errors import SizingError
+from .sizing.layout import Plan
+from .sizing.memory import SizingResult
+from .sizing.recommend import recommend
+from .sizing.suggest import size_with_fixes
+from .sizing.vllm_rules import DEFAULT_GPU_MEMORY_UTILIZATION, VLLM_VERSION
+from .sizing.weights import checkpoint_tensors
+from .units import GIB
 
 FITS, DOES_NOT_FIT, BAD_ARGUMENTS = 0, 1, 2
 
@@ -48,9 +59,7 @@ def _add_size(commands) -> None:
     )
     size.add_argument("model", metavar="MODEL", help=_model_help())
     gpu = size.add_mutually_exclusive_group()
-    gpu.add_argument(
-        "--gpu", metavar="NAME", help=f"catalog GPU (default H100-80GB): {', '.join(qwen_catalogs.GPUS)}"
-    )
+    gpu.add_argument("--gpu", metavar="NAME", help=f"catalog GPU (default H100-80GB): {', '.join(GPUS)}")
     gpu.add_argument("--gpu-memory-gib", type=float, metavar="G", help="usable memory per GPU in GiB instead")
     size.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel size (default 1)")
     size.add_argument("--pp", type=int, default=1, metavar="N", help="pipeline-parallel size (default 1)")
@@ -63,10 +72,10 @@ def _add_size(commands) -> None:
     size.add_argument(
         "--gpu-memory-utilization",
         type=float,
-        default=qwen_catalogs.DEFAULT_GPU_MEMORY_UTILIZATION,
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
         metavar="U",
-        help=f"fraction of GPU memory vLLM may use (default {qwen_catalogs.DEFAULT_GPU_MEMORY_UTILIZATION}, "
-        f"vLLM {qwen_catalogs.VLLM_VERSION}'s)",
+        help=f"fraction of GPU memory vLLM may use (default {DEFAULT_GPU_MEMORY_UTILIZATION}, "
+        f"vLLM {VLLM_VERSION}'s)",
     )
     size.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
@@ -103,10 +112,10 @@ SERVED_SUFFIX = {"awq": "-AWQ", "gptq": "-GPTQ-Int4"}
 
 def _load_model(model: str, quantization: str | None):
     """(architecture, checkpoint tensors or None, the words to put after `vllm serve`)."""
-    arch, checkpoint = qwen_sizing.resolve_model(model)
+    arch, checkpoint = resolve_model(model)
     already_quantized = arch.quantization.is_quantized
-    arch = qwen_sizing.with_quantization(arch, quantization)
-    tensors = qwen_sizing.checkpoint_tensors(checkpoint) if checkpoint else None
+    arch = with_quantization(arch, quantization)
+    tensors = checkpoint_tensors(checkpoint) if checkpoint else None
     served = str(checkpoint) if checkpoint else arch.name
     if quantization in SERVED_SUFFIX and not already_quantized and not checkpoint:
         served += SERVED_SUFFIX[quantization]
@@ -115,21 +124,19 @@ def _load_model(model: str, quantization: str | None):
     return arch, tensors, served
 
 
-def _device(args) -> qwen_sizing.Device:
+def _device(args) -> Device:
     if args.gpu_memory_gib is not None:
         if args.gpu_memory_gib <= 0:
-            raise qwen_sizing.SizingError(f"--gpu-memory-gib must be positive, not {args.gpu_memory_gib}")
-        return qwen_sizing.Device(
-            f"{args.gpu_memory_gib:g} GiB GPU", int(args.gpu_memory_gib * qwen_sizing.GIB)
-        )
-    return qwen_sizing.gpu_from_catalog(args.gpu or "H100-80GB")
+            raise SizingError(f"--gpu-memory-gib must be positive, not {args.gpu_memory_gib}")
+        return Device(f"{args.gpu_memory_gib:g} GiB GPU", int(args.gpu_memory_gib * GIB))
+    return gpu_from_catalog(args.gpu or "H100-80GB")
 
 
 def run_size(args) -> int:
     try:
         arch, tensors, served = _load_model(args.model, args.quantization)
         device = _device(args)
-        plan = qwen_sizing.Plan(
+        plan = Plan(
             tensor_parallel_size=args.tp,
             pipeline_parallel_size=args.pp,
             enable_expert_parallel=args.enable_expert_parallel,
@@ -139,8 +146,8 @@ def run_size(args) -> int:
             max_num_batched_tokens=args.max_num_batched_tokens,
             gpu_memory_utilization=args.gpu_memory_utilization,
         )
-        result = qwen_sizing.size(arch, device, plan, tensors)
-    except qwen_sizing.SizingError as error:
+        result = size_with_fixes(arch, device, plan, tensors)
+    except SizingError as error:
         return _fail("size", str(error))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
@@ -153,10 +160,10 @@ def run_recommend(args) -> int:
     try:
         arch, _, served = _load_model(args.model, None if args.precision == "bf16" else args.precision)
         if args.max_model_len is not None and args.max_model_len < 1:
-            raise qwen_sizing.SizingError(f"--max-model-len must be positive, not {args.max_model_len}")
+            raise SizingError(f"--max-model-len must be positive, not {args.max_model_len}")
         if args.max_gpus < 1:
-            raise qwen_sizing.SizingError(f"--max-gpus must be at least 1, not {args.max_gpus}")
-        options = qwen_sizing.recommend(
+            raise SizingError(f"--max-gpus must be at least 1, not {args.max_gpus}")
+        options = recommend(
             arch,
             max_model_len=args.max_model_len,
             concurrency=args.concurrency,
@@ -164,7 +171,7 @@ def run_recommend(args) -> int:
             max_gpus=args.max_gpus,
             kv_cache_dtype=args.kv_cache_dtype,
         )
-    except qwen_sizing.SizingError as error:
+    except SizingError as error:
         return _fail("recommend", str(error))
     if args.json:
         print(
@@ -189,7 +196,7 @@ def _gib(value: float) -> str:
     return f"{value:8.2f} GiB"
 
 
-def format_size(model: str, result: qwen_sizing.SizingResult) -> str:
+def format_size(model: str, result: SizingResult) -> str:
     b = result.breakdown
     plan = b["plan"]
     lines = [

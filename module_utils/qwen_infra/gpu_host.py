@@ -252,7 +252,7 @@ def assemble_facts(
     return facts
 
 
-# On-premises and lab shapes, in the same fields as aws_instances.INSTANCES (gpu: a qwen_catalogs.GPUS
+# On-premises and lab shapes, in the same fields as aws_instances.INSTANCES (gpu: a catalogs.gpus.GPUS
 # key). ib_hcas: compute-fabric HCAs the host must show (0 = not checked).
 ONPREM_PROFILES = {
     "hgx-a100-8": {"gpus": 8, "gpu": "A100-80GB", "efa_interfaces": 0, "nvswitch": True, "ib_hcas": 8},

@@ -17,7 +17,7 @@ import io
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 
-MIB = 1 << 20
+from .units import MIB
 
 # The query this project runs when it uses the CSV form (every field the parser needs).
 QUERY_GPU_FIELDS = (

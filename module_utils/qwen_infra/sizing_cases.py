@@ -18,7 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import qwen_sizing as q
+from .sizing.architecture import Architecture, architecture_from_config, catalog_config, resolve_model
+from .sizing.devices import Device, gpu_from_catalog
+from .sizing.layout import Plan
+from .sizing.memory import SizingResult, size
+from .units import GIB
 
 # Same-shaped models the logs used, as their config.json gives them.
 LLAMA_3_1_8B = {
@@ -66,21 +70,21 @@ class Case:
     kv_known_miss: str | None = None  # why the KV prediction misses the bar (reported, not hidden)
     notes: list[str] = field(default_factory=list)
 
-    def architecture(self) -> q.Architecture:
+    def architecture(self) -> Architecture:
         if isinstance(self.model, str):
-            return q.resolve_model(self.model)[0]
+            return resolve_model(self.model)[0]
         config = dict(self.model)
         if "catalog" in config:
-            config = {**q.catalog_config(config.pop("catalog")), **config}
-        return q.architecture_from_config(config, name=self.key)
+            config = {**catalog_config(config.pop("catalog")), **config}
+        return architecture_from_config(config, name=self.key)
 
-    def device(self) -> q.Device:
+    def device(self) -> Device:
         if isinstance(self.gpu, str):
-            return q.gpu_from_catalog(self.gpu)
-        return q.Device(self.gpu_label or f"{self.gpu} GiB GPU", int(self.gpu * q.GIB))
+            return gpu_from_catalog(self.gpu)
+        return Device(self.gpu_label or f"{self.gpu} GiB GPU", int(self.gpu * GIB))
 
-    def predict(self) -> q.SizingResult:
-        return q.size(self.architecture(), self.device(), q.Plan(**self.plan), suggest=False)
+    def predict(self) -> SizingResult:
+        return size(self.architecture(), self.device(), Plan(**self.plan))
 
 
 CASES = [
@@ -216,7 +220,7 @@ CASES = [
         source="https://github.com/vllm-project/vllm/pull/10511 (memory profiling overhaul, sanity "
         "check on Meta-Llama-3-8B); KV tokens derived from the logged 53.29 GiB",
         logged_weights_gib=14.96,
-        logged_kv_tokens=int(53.29 * q.GIB) // (16 * 131072) * 16,
+        logged_kv_tokens=int(53.29 * GIB) // (16 * 131072) * 16,
         logged_kv_gib=53.29,
     ),
     Case(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pulumi
 import yaml
 from pulumi.runtime.mocks import MockMonitor
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 PROJECT = "qwen-infra"

@@ -7,7 +7,7 @@ import ipaddress
 import json
 
 from pulumi_harness import Recorded
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 INSTANCE = "aws:ec2/instance:Instance"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"

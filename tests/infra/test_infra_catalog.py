@@ -4,7 +4,8 @@ the EFA facts of the reference (32 EFA on p5/p5e, 16 on p5en, 4 on p4d/p4de)."""
 import re
 
 import pytest
-from qwen_infra import aws_instances, qwen_catalogs
+from qwen_infra.catalogs import aws_instances
+from qwen_infra.catalogs.gpus import GPUS
 
 REQUIRED_TYPES = {
     "p4d.24xlarge", "p4de.24xlarge", "p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge",
@@ -25,7 +26,7 @@ def test_catalog_holds_the_required_types_with_every_field():
 @pytest.mark.parametrize("name", sorted(aws_instances.INSTANCES))
 def test_entry_is_plausible(name):
     entry = aws_instances.INSTANCES[name]
-    assert entry["gpu"] in qwen_catalogs.GPUS, "the sizing engine must know the GPU"
+    assert entry["gpu"] in GPUS, "the sizing engine must know the GPU"
     assert entry["gpus"] in {1, 4, 8}
     assert 0 <= entry["efa_interfaces"] <= entry["network_cards"], "one EFA interface per network card"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry["price_date"])

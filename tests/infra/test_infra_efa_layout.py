@@ -3,7 +3,7 @@ card 0 / device 0, an EFA-only at card 0 / device 1, then an EFA-only at device 
 
 import pytest
 from efa_layout import EFA_ONLY, ENA, NetworkInterface, interface_layout
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 
 def slots(name):

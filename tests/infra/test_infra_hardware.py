@@ -4,7 +4,7 @@ import config
 import hardware
 import pytest
 from pulumi_harness import EXAMPLE_STACKS, stack_values
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 BASE = {
     "aws:region": "us-east-1",

@@ -10,7 +10,7 @@ import pytest
 import stack as program
 from efa_layout import interface_layout
 from pulumi_harness import GPU_AMI, FakeAws, changed, mocked, run_example
-from qwen_infra import aws_instances
+from qwen_infra.catalogs import aws_instances
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
@@ -274,7 +274,7 @@ def test_several_nodes_are_head_and_workers():
         (
             {},
             FakeAws(described={"p5.48xlarge": {"efaMaximumInterfaces": 16}}),
-            "fix module_utils/qwen_infra/aws_instances.py",
+            "fix qwen_infra.catalogs.aws_instances",
         ),
         (
             {"vpcId": "vpc-0abc", "subnetId": "subnet-0def"},

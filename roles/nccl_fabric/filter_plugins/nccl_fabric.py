@@ -1,6 +1,6 @@
 """Filters of the nccl_fabric role: a host's RDMA ports and the role's choices become NCCL settings.
 
-Pure functions over gpu_facts' `rdma_devices` (module_utils/qwen_infra/gpu_host.py read_infiniband), so the tests
+Pure functions over gpu_facts' `rdma_devices` (qwen_infra.gpu_host.read_infiniband), so the tests
 call them directly. Which settings each fabric needs is in docs/gpu-stack.md ("NCCL fabric").
 """
 

@@ -5,7 +5,7 @@ hardware from it and generates each type's EFA interface layout from it; the Ans
 reads the same entries to know how many GPUs, EFA devices and NVSwitches a host must show.
 
 Fields of each entry:
-  gpus, gpu            GPUs per instance and their key in qwen_catalogs.GPUS (the sizing engine's catalog)
+  gpus, gpu            GPUs per instance and their key in catalogs.gpus.GPUS (the sizing engine's catalog)
   efa_interfaces       the most EFA interfaces the type takes (one per network card); 0 = no EFA
   network_cards        physical network cards (network card indexes 0 .. network_cards - 1)
   nvswitch             GPUs joined by NVSwitch (Fabric Manager must run on the host)
@@ -200,11 +200,11 @@ def instance(name: str) -> dict:
         return INSTANCES[name]
     except KeyError:
         raise LookupError(
-            f"unknown instance type {name!r}: the catalog (module_utils/qwen_infra/aws_instances.py) has "
+            f"unknown instance type {name!r}: the catalog (module_utils/qwen_infra/catalogs/aws_instances.py) has "
             + ", ".join(sorted(INSTANCES))
         ) from None
 
 
 def types_with_gpu(gpu: str) -> list[str]:
-    """Instance types whose GPUs are the catalog GPU `gpu` (a qwen_catalogs.GPUS key)."""
+    """Instance types whose GPUs are the catalog GPU `gpu` (a catalogs.gpus.GPUS key)."""
     return sorted(name for name, entry in INSTANCES.items() if entry["gpu"] == gpu)

@@ -5,23 +5,53 @@ import struct
 from dataclasses import replace
 
 import pytest
-from qwen_infra import qwen_catalogs as catalogs
-from qwen_infra import qwen_sizing as q
+from qwen_infra.catalogs.gpus import GPUS
+from qwen_infra.catalogs.models import AWQ_W4_G128, FP8_BLOCK_128, GPTQ_W4_G128, MODELS
+from qwen_infra.sizing.architecture import (
+    NO_QUANT,
+    Architecture,
+    QuantConfig,
+    architecture_from_config,
+    load_architecture,
+    parse_quantization_config,
+    resolve_model,
+    with_quantization,
+)
+from qwen_infra.sizing.devices import Device, default_batch_budget, device_for, gpu_from_catalog
+from qwen_infra.sizing.errors import SizingError
+from qwen_infra.sizing.layout import Plan, divisibility_problems, pp_layer_ranges
+from qwen_infra.sizing.memory import kv_bytes_per_token, size
+from qwen_infra.sizing.recommend import candidate_layouts, recommend
+from qwen_infra.sizing.suggest import size_with_fixes
+from qwen_infra.sizing.weights import (
+    COLUMN,
+    KV,
+    REPLICATED,
+    ROW,
+    VOCAB,
+    checkpoint_tensors,
+    classify_tensor,
+    linear_bytes,
+    model_tensors,
+    read_safetensors_header,
+    rope_cache_bytes,
+    weights_per_stage,
+)
+from qwen_infra.units import GIB
 
 from tests.test_cli_sizing import CONTRACT_KEYS  # the --json contract, stated once
 
-GIB = q.GIB
-H100 = q.gpu_from_catalog("H100-80GB")
-H200 = q.gpu_from_catalog("H200-141GB")
+H100 = gpu_from_catalog("H100-80GB")
+H200 = gpu_from_catalog("H200-141GB")
 
 
-def arch(name: str) -> q.Architecture:
-    return q.resolve_model(name)[0]
+def arch(name: str) -> Architecture:
+    return resolve_model(name)[0]
 
 
-def param_count(model: q.Architecture) -> float:
+def param_count(model: Architecture) -> float:
     """Parameters of an unquantized model, in billions (every tensor is 2 bytes per value)."""
-    return sum(t.nbytes for t in q.model_tensors(model)) / 2 / 1e9
+    return sum(t.nbytes for t in model_tensors(model)) / 2 / 1e9
 
 
 # --- catalogs -------------------------------------------------------------------------------------------
@@ -48,15 +78,15 @@ def test_catalog_shapes_reproduce_published_parameter_counts(name, billions):
 
 
 def test_catalog_covers_sizing_reference_and_cites_sources():
-    assert set(catalogs.MODELS) == set(PUBLISHED_PARAMS)
-    for config in catalogs.MODELS.values():
+    assert set(MODELS) == set(PUBLISHED_PARAMS)
+    for config in MODELS.values():
         assert config["source"].startswith("https://huggingface.co/Qwen/")
-    for name, gpu in catalogs.GPUS.items():
+    for name, gpu in GPUS.items():
         assert gpu["kind"] in {"measured", "derived"}, name
         assert gpu["usable_bytes"] < gpu["nvidia_smi_total_mib"] * (1 << 20), name
         assert gpu["source"] and gpu["date"], name
-    assert catalogs.GPUS["H100-80GB"]["usable_bytes"] == 85017493504
-    assert catalogs.GPUS["H200-141GB"]["usable_bytes"] == 150109880320
+    assert GPUS["H100-80GB"]["usable_bytes"] == 85017493504
+    assert GPUS["H200-141GB"]["usable_bytes"] == 150109880320
 
 
 @pytest.mark.parametrize(
@@ -77,7 +107,7 @@ def test_catalog_names_and_quantized_variants(name, method, intermediate):
 
 
 def test_unknown_model_is_refused_with_the_choices():
-    with pytest.raises(q.SizingError, match=r"unknown model 'Qwen/Qwen9-1T'.*Qwen/Qwen3-32B"):
+    with pytest.raises(SizingError, match=r"unknown model 'Qwen/Qwen9-1T'.*Qwen/Qwen3-32B"):
         arch("Qwen/Qwen9-1T")
 
 
@@ -143,30 +173,30 @@ def write_config(directory, config):
 
 
 def test_dense_config(tmp_path):
-    model = q.load_architecture(write_config(tmp_path / "dense", DENSE))
+    model = load_architecture(write_config(tmp_path / "dense", DENSE))
     assert model.name == "dense"
     assert (model.num_layers, model.num_heads, model.num_kv_heads, model.head_dim) == (4, 16, 8, 128)
     assert model.tie_word_embeddings
     assert model.qk_norm
     assert not model.qkv_bias
     assert not model.is_moe
-    assert model.quantization == q.NO_QUANT
+    assert model.quantization == NO_QUANT
 
 
 def test_moe_config_with_dense_first_layer(tmp_path):
-    model = q.load_architecture(write_config(tmp_path / "moe", MOE))
+    model = load_architecture(write_config(tmp_path / "moe", MOE))
     assert model.is_moe
     assert model.moe_layers == (1, 2, 3, 4, 5)
     assert (model.num_experts, model.num_experts_per_tok, model.moe_intermediate_size) == (128, 8, 768)
-    names = {t.name for t in q.model_tensors(model)}
+    names = {t.name for t in model_tensors(model)}
     assert "model.layers.0.mlp.gate_proj.weight" in names  # the dense layer
     assert "model.layers.1.mlp.experts.127.down_proj.weight" in names
     assert "model.layers.1.mlp.gate.weight" in names  # router
 
 
 def test_awq_config_reads_bits_and_group(tmp_path):
-    model = q.load_architecture(write_config(tmp_path / "awq", AWQ))
-    assert model.quantization == q.QuantConfig("awq", bits=4, group_size=64, zero_point=True)
+    model = load_architecture(write_config(tmp_path / "awq", AWQ))
+    assert model.quantization == QuantConfig("awq", bits=4, group_size=64, zero_point=True)
     assert model.quantization.split_unit() == 64
 
 
@@ -198,7 +228,7 @@ def test_awq_config_reads_bits_and_group(tmp_path):
     ],
 )
 def test_quantization_configs(quantization_config, expected):
-    quant = q.parse_quantization_config(quantization_config)
+    quant = parse_quantization_config(quantization_config)
     assert (quant.method, quant.bits, quant.group_size) == expected
 
 
@@ -210,7 +240,7 @@ def test_text_config_nesting_and_rope_scaling():
             "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
         },
     }
-    model = q.architecture_from_config(config, name="vl")
+    model = architecture_from_config(config, name="vl")
     assert model.hidden_size == 1024
     assert model.max_model_len_limit == 131072
 
@@ -219,7 +249,7 @@ def test_qwen2_has_qkv_bias_and_derived_head_dim():
     model = arch("Qwen/Qwen2.5-7B-Instruct")
     assert model.qkv_bias
     assert model.head_dim == 3584 // 28
-    assert any(t.name.endswith("k_proj.bias") for t in q.model_tensors(model))
+    assert any(t.name.endswith("k_proj.bias") for t in model_tensors(model))
 
 
 @pytest.mark.parametrize(
@@ -230,29 +260,29 @@ def test_qwen2_has_qkv_bias_and_derived_head_dim():
     ],
 )
 def test_config_errors(config, message):
-    with pytest.raises(q.SizingError, match=message):
-        q.architecture_from_config(config)
+    with pytest.raises(SizingError, match=message):
+        architecture_from_config(config)
 
 
 def test_directory_errors(tmp_path):
-    with pytest.raises(q.SizingError, match="does not exist"):
-        q.load_architecture(tmp_path)
+    with pytest.raises(SizingError, match="does not exist"):
+        load_architecture(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(q.SizingError, match="not valid JSON"):
-        q.load_architecture(tmp_path)
+    with pytest.raises(SizingError, match="not valid JSON"):
+        load_architecture(tmp_path)
 
 
 def test_quantization_flag():
     base = arch("Qwen/Qwen3-32B")
-    assert q.with_quantization(base, None) is base
-    assert q.with_quantization(base, "awq").quantization.is_int4
-    online_fp8 = q.with_quantization(base, "fp8").quantization
+    assert with_quantization(base, None) is base
+    assert with_quantization(base, "awq").quantization.is_int4
+    online_fp8 = with_quantization(base, "fp8").quantization
     assert online_fp8.method == "fp8"
     assert online_fp8.fp8_block is None  # vLLM's online FP8 is per tensor
-    with pytest.raises(q.SizingError, match="awq checkpoint; --quantization fp8"):
-        q.with_quantization(arch("Qwen/Qwen3-32B-AWQ"), "fp8")
-    with pytest.raises(q.SizingError, match="must be one of"):
-        q.with_quantization(base, "int3")
+    with pytest.raises(SizingError, match="awq checkpoint; --quantization fp8"):
+        with_quantization(arch("Qwen/Qwen3-32B-AWQ"), "fp8")
+    with pytest.raises(SizingError, match="must be one of"):
+        with_quantization(base, "int3")
 
 
 # --- weights ----------------------------------------------------------------------------------------------
@@ -260,19 +290,19 @@ def test_quantization_flag():
 
 def test_quantized_linear_bytes():
     n = 4096 * 4096
-    awq = q.linear_bytes(4096, 4096, q.parse_quantization_config(catalogs.AWQ_W4_G128))
+    awq = linear_bytes(4096, 4096, parse_quantization_config(AWQ_W4_G128))
     # 4 bits + an fp16 scale + a 4-bit zero per group of 128 = 4.156 bits per weight (sizing.md §3).
     assert awq * 8 / n == pytest.approx(4.156, abs=0.001)
-    gptq = q.linear_bytes(4096, 4096, q.parse_quantization_config(catalogs.GPTQ_W4_G128))
+    gptq = linear_bytes(4096, 4096, parse_quantization_config(GPTQ_W4_G128))
     assert gptq == awq + 4096 * 4  # plus the int32 g_idx per input row
-    fp8 = q.linear_bytes(4096, 4096, q.parse_quantization_config(catalogs.FP8_BLOCK_128))
+    fp8 = linear_bytes(4096, 4096, parse_quantization_config(FP8_BLOCK_128))
     assert fp8 == n + 32 * 32 * 4  # one fp32 scale per 128x128 block
-    assert q.linear_bytes(4096, 4096, q.NO_QUANT) == 2 * n
+    assert linear_bytes(4096, 4096, NO_QUANT) == 2 * n
 
 
 def test_awq_keeps_embeddings_lm_head_norms_and_router_16_bit():
     model = arch("Qwen/Qwen3-30B-A3B-AWQ")
-    by_name = {t.name: t for t in q.model_tensors(model)}
+    by_name = {t.name: t for t in model_tensors(model)}
     h, v = model.hidden_size, model.vocab_size
     assert by_name["model.embed_tokens.weight"].nbytes == v * h * 2
     assert by_name["lm_head.weight"].nbytes == v * h * 2
@@ -295,25 +325,25 @@ def test_awq_keeps_embeddings_lm_head_norms_and_router_16_bit():
     ],
 )
 def test_weights_per_rank(name, tp, low, high):
-    result = q.size(arch(name), H200, q.Plan(tensor_parallel_size=tp), suggest=False)
+    result = size(arch(name), H200, Plan(tensor_parallel_size=tp))
     assert low <= result.weights_gib_per_rank <= high
 
 
 def test_vocab_and_heads_split_but_norms_replicated():
     model = arch("Qwen/Qwen3-8B")
     one, two = (
-        q.weights_per_stage(model, q.model_tensors(model), q.Plan(tensor_parallel_size=t))[0] for t in (1, 2)
+        weights_per_stage(model, model_tensors(model), Plan(tensor_parallel_size=t))[0] for t in (1, 2)
     )
-    norms = sum(t.nbytes for t in q.model_tensors(model) if t.split == q.REPLICATED)
-    rope = q.rope_cache_bytes(model)
+    norms = sum(t.nbytes for t in model_tensors(model) if t.split == REPLICATED)
+    rope = rope_cache_bytes(model)
     assert two == pytest.approx((one - norms - rope) / 2 + norms + rope, rel=1e-6)
 
 
 def test_kv_projections_replicate_when_tp_exceeds_kv_heads():
     model = arch("Qwen/Qwen3-235B-A22B")  # 4 KV heads
-    kv = sum(t.nbytes for t in q.model_tensors(model) if t.split == q.KV)
+    kv = sum(t.nbytes for t in model_tensors(model) if t.split == KV)
     four, eight = (
-        q.weights_per_stage(model, q.model_tensors(model), q.Plan(tensor_parallel_size=t))[0] for t in (4, 8)
+        weights_per_stage(model, model_tensors(model), Plan(tensor_parallel_size=t))[0] for t in (4, 8)
     )
     # Going from TP 4 to 8 halves everything split, but each rank still holds one whole KV head.
     kv_per_rank = kv / 4
@@ -321,12 +351,10 @@ def test_kv_projections_replicate_when_tp_exceeds_kv_heads():
 
 
 def test_pipeline_stages_split_layers_like_vllm():
-    assert q.pp_layer_ranges(94, 4) == [(0, 23), (23, 47), (47, 71), (71, 94)]
-    assert q.pp_layer_ranges(64, 2) == [(0, 32), (32, 64)]
-    assert q.pp_layer_ranges(7, 3) == [(0, 2), (2, 5), (5, 7)]
-    result = q.size(
-        arch("Qwen/Qwen3-235B-A22B"), H200, q.Plan(tensor_parallel_size=4, pipeline_parallel_size=2)
-    )
+    assert pp_layer_ranges(94, 4) == [(0, 23), (23, 47), (47, 71), (71, 94)]
+    assert pp_layer_ranges(64, 2) == [(0, 32), (32, 64)]
+    assert pp_layer_ranges(7, 3) == [(0, 2), (2, 5), (5, 7)]
+    result = size(arch("Qwen/Qwen3-235B-A22B"), H200, Plan(tensor_parallel_size=4, pipeline_parallel_size=2))
     first, last = result.breakdown["stages"]
     assert first["layers"] == [0, 47]
     assert last["layers"] == [47, 94]
@@ -335,20 +363,18 @@ def test_pipeline_stages_split_layers_like_vllm():
 
 def test_tied_embeddings_are_loaded_twice_with_pipeline_parallelism():
     model = arch("Qwen/Qwen3-4B")  # tied
-    tensors = q.model_tensors(model)
+    tensors = model_tensors(model)
     embed = next(t.nbytes for t in tensors if t.part == "embed")
-    one_stage = q.weights_per_stage(model, tensors, q.Plan())[0]
-    two_stages = q.weights_per_stage(model, tensors, q.Plan(pipeline_parallel_size=2))
-    assert sum(two_stages) == pytest.approx(one_stage + embed + q.rope_cache_bytes(model), rel=1e-6)
+    one_stage = weights_per_stage(model, tensors, Plan())[0]
+    two_stages = weights_per_stage(model, tensors, Plan(pipeline_parallel_size=2))
+    assert sum(two_stages) == pytest.approx(one_stage + embed + rope_cache_bytes(model), rel=1e-6)
 
 
 def test_expert_parallel_places_whole_experts():
     model = arch("Qwen/Qwen3-30B-A3B")
-    tensors = q.model_tensors(model)
-    tp_only = q.weights_per_stage(model, tensors, q.Plan(tensor_parallel_size=4))[0]
-    with_ep = q.weights_per_stage(
-        model, tensors, q.Plan(tensor_parallel_size=4, enable_expert_parallel=True)
-    )[0]
+    tensors = model_tensors(model)
+    tp_only = weights_per_stage(model, tensors, Plan(tensor_parallel_size=4))[0]
+    with_ep = weights_per_stage(model, tensors, Plan(tensor_parallel_size=4, enable_expert_parallel=True))[0]
     assert with_ep == pytest.approx(tp_only, rel=0.001)  # same bytes, different cut
 
 
@@ -375,8 +401,8 @@ def write_safetensors(path, tensors):
 def checkpoint_from_config(directory, config):
     """A checkpoint whose tensors are exactly what model_tensors computes for config (bf16)."""
     write_config(directory, config)
-    model = q.architecture_from_config(config)
-    tensors = {t.name: ("BF16", [t.nbytes // 2]) for t in q.model_tensors(model)}
+    model = architecture_from_config(config)
+    tensors = {t.name: ("BF16", [t.nbytes // 2]) for t in model_tensors(model)}
     names = sorted(tensors)
     write_safetensors(directory / "model-00001-of-00002.safetensors", {n: tensors[n] for n in names[::2]})
     write_safetensors(directory / "model-00002-of-00002.safetensors", {n: tensors[n] for n in names[1::2]})
@@ -386,7 +412,7 @@ def checkpoint_from_config(directory, config):
 def test_safetensors_header_is_read_without_the_data(tmp_path):
     path = tmp_path / "one.safetensors"
     write_safetensors(path, {"a.weight": ("BF16", [3, 5]), "b.qweight": ("I32", [4, 2])})
-    header = q.read_safetensors_header(path)
+    header = read_safetensors_header(path)
     assert header == {
         "a.weight": {"dtype": "BF16", "shape": [3, 5], "nbytes": 30},
         "b.qweight": {"dtype": "I32", "shape": [4, 2], "nbytes": 32},
@@ -396,56 +422,54 @@ def test_safetensors_header_is_read_without_the_data(tmp_path):
 def test_corrupt_safetensors_is_an_error(tmp_path):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(b"\x01")
-    with pytest.raises(q.SizingError, match="too short"):
-        q.read_safetensors_header(path)
+    with pytest.raises(SizingError, match="too short"):
+        read_safetensors_header(path)
     path.write_bytes(struct.pack("<Q", 1 << 40))
-    with pytest.raises(q.SizingError, match="not plausible"):
-        q.read_safetensors_header(path)
+    with pytest.raises(SizingError, match="not plausible"):
+        read_safetensors_header(path)
     path.write_bytes(struct.pack("<Q", 4) + b"{{{{")
-    with pytest.raises(q.SizingError, match="not JSON"):
-        q.read_safetensors_header(path)
+    with pytest.raises(SizingError, match="not JSON"):
+        read_safetensors_header(path)
 
 
 @pytest.mark.parametrize("config", [TINY, TINY_MOE, {**TINY, "tie_word_embeddings": False}])
 @pytest.mark.parametrize("tp", [1, 2, 4])
 def test_checkpoint_bytes_match_the_computed_inventory(tmp_path, config, tp):
     directory = checkpoint_from_config(tmp_path / "ckpt", config)
-    model = q.load_architecture(directory)
-    from_files = q.checkpoint_tensors(directory)
+    model = load_architecture(directory)
+    from_files = checkpoint_tensors(directory)
     assert from_files is not None
-    assert sum(t.nbytes for t in from_files) == sum(t.nbytes for t in q.model_tensors(model))
-    plan = q.Plan(tensor_parallel_size=tp)
-    assert q.weights_per_stage(model, from_files, plan) == q.weights_per_stage(
-        model, q.model_tensors(model), plan
-    )
+    assert sum(t.nbytes for t in from_files) == sum(t.nbytes for t in model_tensors(model))
+    plan = Plan(tensor_parallel_size=tp)
+    assert weights_per_stage(model, from_files, plan) == weights_per_stage(model, model_tensors(model), plan)
 
 
 @pytest.mark.parametrize(
     ("name", "split", "layer", "expert"),
     [
-        ("model.embed_tokens.weight", q.VOCAB, None, None),
-        ("lm_head.weight", q.VOCAB, None, None),
-        ("model.norm.weight", q.REPLICATED, None, None),
-        ("model.layers.3.self_attn.q_proj.qweight", q.COLUMN, 3, None),
-        ("model.layers.3.self_attn.k_proj.scales", q.KV, 3, None),
-        ("model.layers.3.self_attn.o_proj.qzeros", q.ROW, 3, None),
-        ("model.layers.3.mlp.gate_proj.g_idx", q.REPLICATED, 3, None),
-        ("model.layers.3.mlp.down_proj.g_idx", q.ROW, 3, None),
-        ("model.layers.3.mlp.down_proj.bias", q.REPLICATED, 3, None),
-        ("model.layers.7.mlp.experts.12.up_proj.weight", q.COLUMN, 7, 12),
-        ("model.layers.7.mlp.experts.12.down_proj.weight_scale_inv", q.ROW, 7, 12),
-        ("model.layers.7.mlp.gate.weight", q.REPLICATED, 7, None),
-        ("model.layers.7.self_attn.k_norm.weight", q.REPLICATED, 7, None),
+        ("model.embed_tokens.weight", VOCAB, None, None),
+        ("lm_head.weight", VOCAB, None, None),
+        ("model.norm.weight", REPLICATED, None, None),
+        ("model.layers.3.self_attn.q_proj.qweight", COLUMN, 3, None),
+        ("model.layers.3.self_attn.k_proj.scales", KV, 3, None),
+        ("model.layers.3.self_attn.o_proj.qzeros", ROW, 3, None),
+        ("model.layers.3.mlp.gate_proj.g_idx", REPLICATED, 3, None),
+        ("model.layers.3.mlp.down_proj.g_idx", ROW, 3, None),
+        ("model.layers.3.mlp.down_proj.bias", REPLICATED, 3, None),
+        ("model.layers.7.mlp.experts.12.up_proj.weight", COLUMN, 7, 12),
+        ("model.layers.7.mlp.experts.12.down_proj.weight_scale_inv", ROW, 7, 12),
+        ("model.layers.7.mlp.gate.weight", REPLICATED, 7, None),
+        ("model.layers.7.self_attn.k_norm.weight", REPLICATED, 7, None),
     ],
 )
 def test_tensor_names_are_classified(name, split, layer, expert):
-    tensor = q.classify_tensor(name, [256, 256], 1000)
+    tensor = classify_tensor(name, [256, 256], 1000)
     assert (tensor.split, tensor.layer, tensor.expert) == (split, layer, expert)
 
 
 def test_scalars_are_replicated_and_mtp_heads_skipped():
-    assert q.classify_tensor("model.layers.0.mlp.down_proj.input_scale", [], 4).split == q.REPLICATED
-    assert q.classify_tensor("mtp.layers.0.mlp.up_proj.weight", [8, 8], 128) is None
+    assert classify_tensor("model.layers.0.mlp.down_proj.input_scale", [], 4).split == REPLICATED
+    assert classify_tensor("mtp.layers.0.mlp.up_proj.weight", [8, 8], 128) is None
 
 
 # --- KV cache -------------------------------------------------------------------------------------------
@@ -468,14 +492,14 @@ def test_scalars_are_replicated_and_mtp_heads_skipped():
 )
 def test_kv_bytes_per_token_with_head_replication(name, tp, kv_dtype, per_token):
     model = arch(name)
-    plan = q.Plan(tensor_parallel_size=tp, kv_cache_dtype=kv_dtype)
-    assert q.kv_bytes_per_token(model, plan, model.num_layers) == per_token
+    plan = Plan(tensor_parallel_size=tp, kv_cache_dtype=kv_dtype)
+    assert kv_bytes_per_token(model, plan, model.num_layers) == per_token
 
 
 def test_replicated_kv_heads_gain_no_kv_capacity_from_more_gpus():
     model = arch("Qwen/Qwen3-235B-A22B-FP8")
-    four = q.size(model, H200, q.Plan(tensor_parallel_size=4), suggest=False)
-    eight = q.size(model, H200, q.Plan(tensor_parallel_size=8, enable_expert_parallel=True), suggest=False)
+    four = size(model, H200, Plan(tensor_parallel_size=4))
+    eight = size(model, H200, Plan(tensor_parallel_size=8, enable_expert_parallel=True))
     per_gpu = [r.breakdown["stages"][0]["kv_bytes_per_token"] for r in (four, eight)]
     assert per_gpu[0] == per_gpu[1]
     # More memory per GPU is free at TP=8, but the cluster-wide token count does not double.
@@ -483,7 +507,7 @@ def test_replicated_kv_heads_gain_no_kv_capacity_from_more_gpus():
 
 
 def test_blocks_tokens_and_concurrency_are_consistent():
-    result = q.size(arch("Qwen/Qwen3-8B"), H100, q.Plan(max_model_len=32768))
+    result = size(arch("Qwen/Qwen3-8B"), H100, Plan(max_model_len=32768))
     stage = result.breakdown["stages"][0]
     assert result.kv_cache_tokens == stage["num_blocks"] * 16
     assert (
@@ -499,22 +523,22 @@ def test_blocks_tokens_and_concurrency_are_consistent():
     [
         (H100, (8192, 1024)),
         (H200, (8192, 1024)),
-        (q.gpu_from_catalog("H20"), (8192, 1024)),
-        (q.gpu_from_catalog("A100-80GB"), (2048, 256)),  # excluded by name (vLLM PR #17885)
-        (q.gpu_from_catalog("A100-40GB"), (2048, 256)),
-        (q.gpu_from_catalog("L40S"), (2048, 256)),
-        (q.Device("96 GiB GPU", 96 * GIB), (8192, 1024)),
-        (q.Device("NVIDIA A100 80GB PCIe", 79 * GIB), (2048, 256)),
+        (gpu_from_catalog("H20"), (8192, 1024)),
+        (gpu_from_catalog("A100-80GB"), (2048, 256)),  # excluded by name (vLLM PR #17885)
+        (gpu_from_catalog("A100-40GB"), (2048, 256)),
+        (gpu_from_catalog("L40S"), (2048, 256)),
+        (Device("96 GiB GPU", 96 * GIB), (8192, 1024)),
+        (Device("NVIDIA A100 80GB PCIe", 79 * GIB), (2048, 256)),
     ],
 )
 def test_default_batch_budget_follows_vllm(device, expected):
-    assert q.default_batch_budget(device) == expected
+    assert default_batch_budget(device) == expected
 
 
 def test_profiling_peak_grows_with_the_batch_budget():
     model = arch("Qwen/Qwen3-32B")
-    small = q.size(model, H100, q.Plan(tensor_parallel_size=2, max_num_batched_tokens=2048, max_num_seqs=256))
-    large = q.size(model, H100, q.Plan(tensor_parallel_size=2))
+    small = size(model, H100, Plan(tensor_parallel_size=2, max_num_batched_tokens=2048, max_num_seqs=256))
+    large = size(model, H100, Plan(tensor_parallel_size=2))
     assert large.kv_cache_tokens < small.kv_cache_tokens
     assert large.breakdown["stages"][0]["sampler_peak_gib"] > small.breakdown["stages"][0]["sampler_peak_gib"]
 
@@ -524,22 +548,22 @@ def test_profiling_peak_grows_with_the_batch_budget():
     [
         (H100, 1, 0.5),
         (H100, 2, 0.5 + 0.82),  # NCCL's buffers are allocated during profiling on NVLink nodes
-        (q.gpu_from_catalog("L40S"), 2, 0.5),  # PCIe-only: no such charge seen
-        (q.device_for("NVIDIA A100 80GB PCIe", 79 * GIB), 2, 0.5),
-        (q.device_for("NVIDIA A100-SXM4-80GB", 79 * GIB), 2, 0.5 + 0.82),
-        (q.device_for("Some Future GPU", 79 * GIB), 2, 0.5),
+        (gpu_from_catalog("L40S"), 2, 0.5),  # PCIe-only: no such charge seen
+        (device_for("NVIDIA A100 80GB PCIe", 79 * GIB), 2, 0.5),
+        (device_for("NVIDIA A100-SXM4-80GB", 79 * GIB), 2, 0.5 + 0.82),
+        (device_for("Some Future GPU", 79 * GIB), 2, 0.5),
     ],
 )
 def test_nccl_is_charged_on_nvlink_gpus(device, tp, non_torch_gib):
-    result = q.size(arch("Qwen/Qwen3-8B"), device, q.Plan(tensor_parallel_size=tp), suggest=False)
+    result = size(arch("Qwen/Qwen3-8B"), device, Plan(tensor_parallel_size=tp))
     assert result.breakdown["stages"][0]["non_torch_gib"] == pytest.approx(non_torch_gib, abs=0.002)
 
 
 def test_enforce_eager_and_old_vllm_drop_the_cuda_graph_estimate():
     model = arch("Qwen/Qwen3-8B")
     graphs = [
-        q.size(model, H100, plan).breakdown["stages"][0]["cudagraph_gib"]
-        for plan in (q.Plan(), q.Plan(enforce_eager=True), q.Plan(cudagraph_in_budget=False))
+        size(model, H100, plan).breakdown["stages"][0]["cudagraph_gib"]
+        for plan in (Plan(), Plan(enforce_eager=True), Plan(cudagraph_in_budget=False))
     ]
     assert graphs[0] > 0
     assert graphs[1:] == [0, 0]
@@ -551,56 +575,56 @@ def test_enforce_eager_and_old_vllm_drop_the_cuda_graph_estimate():
 @pytest.mark.parametrize(
     ("name", "plan", "reason"),
     [
-        ("Qwen/Qwen3-32B", q.Plan(tensor_parallel_size=3), "num_attention_heads (64) is not divisible"),
-        ("Qwen/Qwen2.5-7B-Instruct", q.Plan(tensor_parallel_size=8), "num_attention_heads (28)"),
-        ("Qwen/QwQ-32B", q.Plan(tensor_parallel_size=16), "spans more than one 8-GPU node"),
-        ("Qwen/Qwen3-30B-A3B", q.Plan(tensor_parallel_size=3), "num_key_value_heads (4)"),
+        ("Qwen/Qwen3-32B", Plan(tensor_parallel_size=3), "num_attention_heads (64) is not divisible"),
+        ("Qwen/Qwen2.5-7B-Instruct", Plan(tensor_parallel_size=8), "num_attention_heads (28)"),
+        ("Qwen/QwQ-32B", Plan(tensor_parallel_size=16), "spans more than one 8-GPU node"),
+        ("Qwen/Qwen3-30B-A3B", Plan(tensor_parallel_size=3), "num_key_value_heads (4)"),
         (
             "Qwen/Qwen3-235B-A22B-FP8",
-            q.Plan(tensor_parallel_size=8),
+            Plan(tensor_parallel_size=8),
             "192 is not a multiple of the FP8 block 128",
         ),
         (
             "Qwen/Qwen3-235B-A22B-AWQ",
-            q.Plan(tensor_parallel_size=8),
+            Plan(tensor_parallel_size=8),
             "192 is not a multiple of the AWQ group",
         ),
-        ("Qwen/Qwen3-30B-A3B-FP8", q.Plan(tensor_parallel_size=4), "192 is not a multiple"),
-        ("Qwen/Qwen3-30B-A3B-AWQ", q.Plan(tensor_parallel_size=8), "96 is not a multiple"),
-        ("Qwen/Qwen3-8B", q.Plan(pipeline_parallel_size=40), "exceeds the model's 36 layers"),
-        ("Qwen/Qwen3-8B", q.Plan(tensor_parallel_size=2, gpus_available=1), "2 GPUs, but 1 are available"),
-        ("Qwen/Qwen3-30B-A3B", q.Plan(tensor_parallel_size=3, enable_expert_parallel=True), "128 experts"),
+        ("Qwen/Qwen3-30B-A3B-FP8", Plan(tensor_parallel_size=4), "192 is not a multiple"),
+        ("Qwen/Qwen3-30B-A3B-AWQ", Plan(tensor_parallel_size=8), "96 is not a multiple"),
+        ("Qwen/Qwen3-8B", Plan(pipeline_parallel_size=40), "exceeds the model's 36 layers"),
+        ("Qwen/Qwen3-8B", Plan(tensor_parallel_size=2, gpus_available=1), "2 GPUs, but 1 are available"),
+        ("Qwen/Qwen3-30B-A3B", Plan(tensor_parallel_size=3, enable_expert_parallel=True), "128 experts"),
     ],
 )
 def test_layouts_vllm_refuses_are_refused_with_the_reason(name, plan, reason):
-    result = q.size(arch(name), H200, plan)
+    result = size(arch(name), H200, plan)
     assert not result.fits
     assert any(reason in problem for problem in result.problems), result.problems
 
 
 def test_unpadded_qwen25_72b_cannot_be_awq_split_eight_ways():
     padded = arch("Qwen/Qwen2.5-72B-Instruct-AWQ")
-    unpadded = q.with_quantization(arch("Qwen/Qwen2.5-72B-Instruct"), "awq")
-    plan = q.Plan(tensor_parallel_size=8)
-    assert not q.divisibility_problems(padded, plan)
-    [problem] = q.divisibility_problems(unpadded, plan)
+    unpadded = with_quantization(arch("Qwen/Qwen2.5-72B-Instruct"), "awq")
+    plan = Plan(tensor_parallel_size=8)
+    assert not divisibility_problems(padded, plan)
+    [problem] = divisibility_problems(unpadded, plan)
     assert "29568 / TP 8 = 3696 is not a multiple of the AWQ group size 128" in problem
 
 
 @pytest.mark.parametrize(
     ("name", "plan"),
     [
-        ("Qwen/Qwen3-235B-A22B-FP8", q.Plan(tensor_parallel_size=8, enable_expert_parallel=True)),
-        ("Qwen/Qwen3-235B-A22B-FP8", q.Plan(tensor_parallel_size=4)),
-        ("Qwen/Qwen3-30B-A3B-AWQ", q.Plan(tensor_parallel_size=2)),
-        ("Qwen/Qwen3-30B-A3B", q.Plan(tensor_parallel_size=8)),  # bf16 experts split freely
-        ("Qwen/Qwen3-32B", q.Plan(tensor_parallel_size=2, pipeline_parallel_size=2)),
-        ("Qwen/Qwen2.5-7B-Instruct", q.Plan(tensor_parallel_size=4)),
-        ("Qwen/Qwen3-0.6B", q.Plan(tensor_parallel_size=8)),  # 8 KV heads, one per rank
+        ("Qwen/Qwen3-235B-A22B-FP8", Plan(tensor_parallel_size=8, enable_expert_parallel=True)),
+        ("Qwen/Qwen3-235B-A22B-FP8", Plan(tensor_parallel_size=4)),
+        ("Qwen/Qwen3-30B-A3B-AWQ", Plan(tensor_parallel_size=2)),
+        ("Qwen/Qwen3-30B-A3B", Plan(tensor_parallel_size=8)),  # bf16 experts split freely
+        ("Qwen/Qwen3-32B", Plan(tensor_parallel_size=2, pipeline_parallel_size=2)),
+        ("Qwen/Qwen2.5-7B-Instruct", Plan(tensor_parallel_size=4)),
+        ("Qwen/Qwen3-0.6B", Plan(tensor_parallel_size=8)),  # 8 KV heads, one per rank
     ],
 )
 def test_layouts_vllm_accepts(name, plan):
-    assert q.divisibility_problems(arch(name), plan) == []
+    assert divisibility_problems(arch(name), plan) == []
 
 
 # --- fits, problems and fixes -----------------------------------------------------------------------------
@@ -634,8 +658,8 @@ FITS_TABLE = [
 
 @pytest.mark.parametrize(("name", "gpu", "tp", "max_len", "fits"), FITS_TABLE)
 def test_models_by_gpus_by_layouts(name, gpu, tp, max_len, fits):
-    result = q.size(
-        arch(name), q.gpu_from_catalog(gpu), q.Plan(tensor_parallel_size=tp, max_model_len=max_len)
+    result = size_with_fixes(
+        arch(name), gpu_from_catalog(gpu), Plan(tensor_parallel_size=tp, max_model_len=max_len)
     )
     assert result.fits is fits, result.problems
     if fits:
@@ -654,21 +678,21 @@ def fix_values(result, prefix):
 
 def test_suggested_fixes_actually_fit():
     model = arch("Qwen/Qwen3-32B")
-    plan = q.Plan(max_model_len=40960)
-    result = q.size(model, H100, plan)
+    plan = Plan(max_model_len=40960)
+    result = size_with_fixes(model, H100, plan)
     assert not result.fits
     [max_len] = fix_values(result, "lower --max-model-len to ")
     [tp] = fix_values(result, "raise --tensor-parallel-size to ")
     assert int(max_len) == result.max_model_len_that_fits
-    assert q.size(model, H100, replace(plan, max_model_len=int(max_len))).fits
-    assert not q.size(model, H100, replace(plan, max_model_len=int(max_len) + 16)).fits
-    assert q.size(model, H100, replace(plan, tensor_parallel_size=int(tp))).fits
+    assert size(model, H100, replace(plan, max_model_len=int(max_len))).fits
+    assert not size(model, H100, replace(plan, max_model_len=int(max_len) + 16)).fits
+    assert size(model, H100, replace(plan, tensor_parallel_size=int(tp))).fits
     assert "fix: use --kv-cache-dtype fp8 (halves the KV cache per token)" in result.problems
     assert "fix: use an AWQ checkpoint (4-bit weights)" in result.problems
 
 
 def test_weights_too_large_names_the_shortfall():
-    result = q.size(arch("Qwen/Qwen2.5-72B-Instruct"), q.gpu_from_catalog("A100-80GB"), q.Plan())
+    result = size_with_fixes(arch("Qwen/Qwen2.5-72B-Instruct"), gpu_from_catalog("A100-80GB"), Plan())
     assert "the weights need 135." in result.problems[0]
     assert "only 72.91 GiB is reserved" in result.problems[0]
     # TP=2 would hold the weights but leave no room for 32768 tokens, so the fix names TP=4.
@@ -677,38 +701,38 @@ def test_weights_too_large_names_the_shortfall():
 
 def test_utilization_above_the_free_memory_refuses_to_start():
     # The CUDA context (0.5 GiB) is in use before vLLM compares free memory with its request.
-    result = q.size(arch("Qwen/Qwen3-8B"), H100, q.Plan(gpu_memory_utilization=0.995))
+    result = size(arch("Qwen/Qwen3-8B"), H100, Plan(gpu_memory_utilization=0.995))
     assert not result.fits
     assert "vLLM refuses to start: lower it to 0.99" in result.problems[0]
-    assert q.size(arch("Qwen/Qwen3-8B"), H100, q.Plan(gpu_memory_utilization=0.99)).fits
+    assert size(arch("Qwen/Qwen3-8B"), H100, Plan(gpu_memory_utilization=0.99)).fits
 
 
 def test_context_beyond_max_position_embeddings_needs_rope_scaling():
     model = arch("Qwen/Qwen3-8B")
-    result = q.size(model, H200, q.Plan(max_model_len=131072))
+    result = size(model, H200, Plan(max_model_len=131072))
     assert any("exceeds the model's max_position_embeddings (40960)" in p for p in result.problems)
     yarn = replace(model, rope_scaling_factor=4.0, original_max_position_embeddings=32768)
-    assert q.size(yarn, H200, q.Plan(max_model_len=131072)).fits
+    assert size(yarn, H200, Plan(max_model_len=131072)).fits
 
 
 @pytest.mark.parametrize(
     ("plan", "message"),
     [
-        (q.Plan(gpu_memory_utilization=0), r"must be in \(0, 1\]"),
-        (q.Plan(gpu_memory_utilization=1.2), r"must be in \(0, 1\]"),
-        (q.Plan(tensor_parallel_size=0), "at least 1"),
-        (q.Plan(max_model_len=-5), "positive"),
-        (q.Plan(max_num_seqs=0), "positive"),
-        (q.Plan(kv_cache_dtype="int4"), "not one vLLM knows"),
+        (Plan(gpu_memory_utilization=0), r"must be in \(0, 1\]"),
+        (Plan(gpu_memory_utilization=1.2), r"must be in \(0, 1\]"),
+        (Plan(tensor_parallel_size=0), "at least 1"),
+        (Plan(max_model_len=-5), "positive"),
+        (Plan(max_num_seqs=0), "positive"),
+        (Plan(kv_cache_dtype="int4"), "not one vLLM knows"),
     ],
 )
 def test_unusable_arguments_raise(plan, message):
-    with pytest.raises(q.SizingError, match=message):
-        q.size(arch("Qwen/Qwen3-8B"), H100, plan)
+    with pytest.raises(SizingError, match=message):
+        size(arch("Qwen/Qwen3-8B"), H100, plan)
 
 
 def test_result_dict_has_the_contract_keys():
-    data = q.size(arch("Qwen/Qwen3-8B"), H100).as_dict()
+    data = size(arch("Qwen/Qwen3-8B"), H100).as_dict()
     assert set(data) >= CONTRACT_KEYS
     assert data["breakdown"]["vllm_args"][:2] == ["--tensor-parallel-size", "1"]
     json.dumps(data)  # serialisable as the module's facts
@@ -718,21 +742,21 @@ def test_result_dict_has_the_contract_keys():
 
 
 def test_recommend_prefers_fewest_gpus_then_cheapest():
-    options = q.recommend(arch("Qwen/Qwen3-32B"), max_model_len=32768, concurrency=1)
+    options = recommend(arch("Qwen/Qwen3-32B"), max_model_len=32768, concurrency=1)
     best = options[0]
     assert best.gpus == 1
     assert best.gpu == "A100-80GB"  # one GPU fits; the A100 ranks cheaper than H100/H200/H20
-    counts = [(o.gpus, catalogs.GPUS[o.gpu]["cost_rank"]) for o in options]
+    counts = [(o.gpus, GPUS[o.gpu]["cost_rank"]) for o in options]
     assert counts == sorted(counts)
     for option in options:
-        again = q.size(arch("Qwen/Qwen3-32B"), q.gpu_from_catalog(option.gpu), option.plan)
+        again = size(arch("Qwen/Qwen3-32B"), gpu_from_catalog(option.gpu), option.plan)
         assert again.fits
         assert again.max_concurrency >= 1
 
 
 def test_recommend_scales_out_for_concurrency():
-    one = q.recommend(arch("Qwen/Qwen3-8B"), max_model_len=32768, concurrency=1, gpus=["L40S"])[0]
-    many = q.recommend(arch("Qwen/Qwen3-8B"), max_model_len=32768, concurrency=16, gpus=["L40S"])[0]
+    one = recommend(arch("Qwen/Qwen3-8B"), max_model_len=32768, concurrency=1, gpus=["L40S"])[0]
+    many = recommend(arch("Qwen/Qwen3-8B"), max_model_len=32768, concurrency=16, gpus=["L40S"])[0]
     assert one.gpus == 1
     assert many.gpus > one.gpus
     assert many.result.max_concurrency >= 16
@@ -740,22 +764,20 @@ def test_recommend_scales_out_for_concurrency():
 
 def test_recommend_uses_expert_parallel_when_the_split_needs_it():
     # TP=4 holds the AWQ weights but only ~7 requests of 32k; TP=8 needs whole experts per GPU.
-    [option] = q.recommend(
-        arch("Qwen/Qwen3-235B-A22B-AWQ"), max_model_len=32768, concurrency=8, gpus=["L40S"]
-    )
+    [option] = recommend(arch("Qwen/Qwen3-235B-A22B-AWQ"), max_model_len=32768, concurrency=8, gpus=["L40S"])
     assert option.plan.tensor_parallel_size == 8
     assert option.plan.enable_expert_parallel
     assert "--enable-expert-parallel" in option.plan.vllm_args()
 
 
 def test_recommend_nothing_fits_and_bad_targets():
-    assert q.recommend(arch("Qwen/Qwen3-235B-A22B"), gpus=["L4"], max_gpus=4) == []
-    with pytest.raises(q.SizingError, match="at least 1"):
-        q.recommend(arch("Qwen/Qwen3-8B"), concurrency=0)
+    assert recommend(arch("Qwen/Qwen3-235B-A22B"), gpus=["L4"], max_gpus=4) == []
+    with pytest.raises(SizingError, match="at least 1"):
+        recommend(arch("Qwen/Qwen3-8B"), concurrency=0)
 
 
 def test_candidate_layouts_prefer_tensor_parallel_within_a_node():
-    assert q.candidate_layouts(16) == [
+    assert candidate_layouts(16) == [
         (1, 1),
         (2, 1),
         (1, 2),
