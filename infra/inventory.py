@@ -72,7 +72,7 @@ def _host_vars(host: dict, mode: str) -> dict:
         **{key: host[key] for key in EXPECTATIONS},
     }
     if host["gpu_expected_count"]:
-        # The gpu_validate role looks the instance type up in module_utils/qwen_infra/catalogs/aws_instances.py itself.
+        # The gpu_validate role looks the instance type up in qwen_infra.catalogs.aws_instances itself.
         variables["gpu_validate_profile"] = host["instance_type"]
     return variables
 

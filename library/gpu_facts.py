@@ -21,7 +21,7 @@ options:
     default: false
   profile:
     description:
-      - Host profile to compare against, an AWS instance type (module_utils/qwen_infra/catalogs/aws_instances.py) or an
+      - Host profile to compare against, an AWS instance type (qwen_infra.catalogs.aws_instances) or an
         on-premises shape (gpu_host.ONPREM_PROFILES). Adds C(expected) and C(problems); an unknown
         profile fails the module.
     type: str

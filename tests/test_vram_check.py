@@ -1,4 +1,4 @@
-"""The vram_check module: its logic (sizing.report.check_host, on real nvidia-smi output) and its interface."""
+"""The vram_check module: its logic (report.check_host, on real nvidia-smi output) and its interface."""
 
 import ast
 from pathlib import Path

@@ -200,7 +200,7 @@ def instance(name: str) -> dict:
         return INSTANCES[name]
     except KeyError:
         raise LookupError(
-            f"unknown instance type {name!r}: the catalog (module_utils/qwen_infra/catalogs/aws_instances.py) has "
+            f"unknown instance type {name!r}: the catalog (qwen_infra.catalogs.aws_instances) has "
             + ", ".join(sorted(INSTANCES))
         ) from None
 
