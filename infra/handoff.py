@@ -10,6 +10,7 @@ from __future__ import annotations
 from config import StackConfig
 from hardware import Selection
 from qwen_infra.catalogs import aws_instances
+from qwen_infra.server import ServerConfig, command_line, role_variables
 
 # Roles a host can have; serving hosts form the `vllm_servers` group (head first, then workers).
 SERVING_HEAD = "serving-head"
@@ -25,6 +26,21 @@ MODEL_CACHE_DIR = "/opt/dlami/nvme/models"
 SSH_USER = "ubuntu"
 # The load balancer host's TLS listener.
 LOAD_BALANCER_PORT = 443
+
+# The server settings the plan decides; the inventory sets each as its vllm role variable. The model's
+# path and served name come from the inventory's group_vars (qwen_model_cache_dir / qwen_model_name).
+PLANNED_SETTINGS = (
+    "port",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "data_parallel_size",
+    "enable_expert_parallel",
+    "max_model_len",
+    "kv_cache_dtype",
+    "quantization",
+    "gpu_memory_utilization",
+    "distributed_executor_backend",
+)
 
 HOST_KEYS = (
     "name",
@@ -68,29 +84,35 @@ def host_record(name: str, role: str, instance_type: str, availability_zone: str
     }
 
 
+def served(config: StackConfig, selection: Selection) -> ServerConfig:
+    """The vLLM server the hosts run: the model from the NVMe cache under its short name, on the API port,
+    with the layout the sizing engine chose."""
+    name = model_name(selection)
+    return selection.server(model=f"{MODEL_CACHE_DIR}/{name}", served_model_name=name, port=config.api_port)
+
+
+def model_name(selection: Selection) -> str:
+    return selection.model.rsplit("/", 1)[-1]
+
+
 def serving(config: StackConfig, selection: Selection) -> dict:
-    """The vLLM layout the sizing engine chose, in the vllm role's terms."""
+    """The vLLM layout the sizing engine chose: the vllm role's variables for every setting the plan
+    decides, and the command line the hosts' units will run (built by qwen_infra.server)."""
+    server = served(config, selection)
     plan = selection.plan
-    extra_args = []
-    if plan.enable_expert_parallel:
-        extra_args.append("--enable-expert-parallel")
-    if selection.nodes > 1:
-        extra_args += ["--distributed-executor-backend", "ray"]
     return {
         "model": selection.model,
-        "model_name": selection.model.rsplit("/", 1)[-1],
+        "model_name": model_name(selection),
         "quantization": selection.quantization,
         "tensor_parallel_size": plan.tensor_parallel_size,
         "pipeline_parallel_size": plan.pipeline_parallel_size,
         "enable_expert_parallel": plan.enable_expert_parallel,
         "max_model_len": plan.max_model_len,
-        "kv_cache_dtype": plan.kv_cache_dtype,
-        "gpu_memory_utilization": plan.gpu_memory_utilization,
-        "extra_args": extra_args,
-        "vllm_args": selection.vllm_args(),
         "nodes": selection.nodes,
         "api_port": config.api_port,
         "model_cache_dir": MODEL_CACHE_DIR,
+        "vllm_variables": role_variables(server, PLANNED_SETTINGS),
+        "command": command_line(server),
     }
 
 

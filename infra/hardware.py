@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from config import StackConfig
 from qwen_infra.catalogs import aws_instances
+from qwen_infra.server import ServerConfig, from_plan
 from qwen_infra.sizing import architecture
 from qwen_infra.sizing.architecture import Architecture, with_quantization
 from qwen_infra.sizing.devices import gpu_from_catalog
@@ -48,13 +49,17 @@ class Selection:
         price = self.instance["usd_per_hour"]
         return None if price is None else price * self.nodes
 
-    def vllm_args(self) -> list[str]:
-        args = self.plan.vllm_args()
-        if self.quantization:
-            args += ["--quantization", self.quantization]
-        if self.nodes > 1:  # pipeline stages on other hosts are reached through Ray
-            args += ["--distributed-executor-backend", "ray"]
-        return args
+    def server(self, model: str, served_model_name: str, port: int) -> ServerConfig:
+        """The vLLM server that runs this layout: the one description every host's unit is built from."""
+        return from_plan(
+            self.plan,
+            model=model,
+            served_model_name=served_model_name,
+            port=port,
+            quantization=self.quantization,
+            # pipeline stages on other hosts are reached through Ray
+            distributed_executor_backend="ray" if self.nodes > 1 else None,
+        )
 
     def summary(self) -> dict:
         """JSON-ready description, exported as the stack's `hardware` output."""

@@ -82,14 +82,7 @@ def _serving_vars(serving: dict) -> dict:
         "qwen_model_id": serving["model"],
         "qwen_model_name": serving["model_name"],
         "qwen_model_cache_dir": serving["model_cache_dir"],
-        "vllm_port": serving["api_port"],
-        "vllm_tensor_parallel_size": serving["tensor_parallel_size"],
-        "vllm_pipeline_parallel_size": serving["pipeline_parallel_size"],
-        "vllm_max_model_len": serving["max_model_len"],
-        "vllm_kv_cache_dtype": serving["kv_cache_dtype"],
-        "vllm_gpu_memory_utilization": serving["gpu_memory_utilization"],
-        "vllm_quantization": serving["quantization"],
-        "vllm_extra_args": list(serving["extra_args"]),
+        **serving["vllm_variables"],
     }
 
 

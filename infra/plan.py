@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 import config as stack_config
 import yaml
 from efa_layout import interface_layout
+from handoff import served
 from hardware import HardwareError, Selection, select
+from qwen_infra.server import full_command
 
 INFRA = Path(__file__).resolve().parent
 
@@ -40,7 +43,7 @@ def load_stack(stack: str) -> stack_config.StackConfig:
     return stack_config.load(document.get("config") or {})
 
 
-def describe(stack: str, selection: Selection) -> dict:
+def describe(stack: str, config: stack_config.StackConfig, selection: Selection) -> dict:
     summary = selection.summary()
     layout = interface_layout(selection.instance)
     return {
@@ -48,7 +51,7 @@ def describe(stack: str, selection: Selection) -> dict:
         "model": selection.model,
         **summary,
         "network_interfaces_per_node": len(layout),
-        "vllm_args": selection.vllm_args(),
+        "command": full_command(served(config, selection), "python3"),
     }
 
 
@@ -75,7 +78,7 @@ def format_table(plan: dict) -> str:
             + (" with expert parallelism" if plan["enable_expert_parallel"] else ""),
         ),
         ("capacity", f"{plan['max_concurrency']:g} requests of {plan['max_model_len']:,} tokens"),
-        ("vllm args", " ".join(plan["vllm_args"])),
+        ("command", shlex.join(plan["command"])),
     ]
     return "\n".join(f"{label:<10} {value}" for label, value in rows)
 
@@ -86,14 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
-        selection = select(load_stack(args.stack))
+        config = load_stack(args.stack)
+        selection = select(config)
     except stack_config.ConfigError as error:
         print(f"plan: configuration error: {error}", file=sys.stderr)
         return BAD_CONFIG
     except HardwareError as error:
         print(f"plan: nothing fits: {error}", file=sys.stderr)
         return NOTHING_FITS
-    plan = describe(args.stack, selection)
+    plan = describe(args.stack, config, selection)
     print(json.dumps(plan, indent=2) if args.json else format_table(plan))
     return CHOSEN
 

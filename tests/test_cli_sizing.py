@@ -80,7 +80,8 @@ def test_size_table(capsys):
     assert "Qwen/Qwen3-32B (bf16) on 2 x H100-80GB" in out
     assert "KV cache tokens" in out
     assert "FITS" in out
-    assert "vllm serve Qwen/Qwen3-32B --tensor-parallel-size 2" in out
+    assert "-m vllm.entrypoints.openai.api_server --model Qwen/Qwen3-32B " in out
+    assert " --tensor-parallel-size 2 --max-model-len 32768" in out
 
 
 def test_size_table_names_fixes(capsys):
@@ -133,7 +134,9 @@ def test_recommend_json(capsys):
     best = data["recommendation"]
     assert best == data["options"][0]
     assert best["max_concurrency"] >= 4
-    assert "--tensor-parallel-size" in best["vllm_args"]
+    command = best["command"]
+    assert command[command.index("--max-model-len") + 1] == "32768"
+    assert ("--tensor-parallel-size" in command) is (best["tensor_parallel_size"] > 1)
     assert [o["gpus"] for o in data["options"]] == sorted(o["gpus"] for o in data["options"])
 
 
@@ -148,18 +151,60 @@ def test_recommend_table_and_nothing_fits(capsys):
 @pytest.mark.parametrize(
     ("argv", "serve"),
     [
-        (["size", "Qwen3-32B", "--tp", "2"], "vllm serve Qwen/Qwen3-32B --tensor-parallel-size 2"),
+        (["size", "Qwen3-32B", "--tp", "2"], "--model Qwen/Qwen3-32B --served-model-name Qwen3-32B "),
         (
             ["size", "Qwen/Qwen3-32B", "--quantization", "awq", "--gpu", "H200"],
-            "vllm serve Qwen/Qwen3-32B-AWQ ",
+            "--model Qwen/Qwen3-32B-AWQ ",
         ),
         (
             ["size", "Qwen/Qwen3-32B", "--quantization", "fp8", "--gpu", "H200"],
-            "Qwen3-32B --quantization fp8 ",
+            "--served-model-name Qwen3-32B --host 0.0.0.0 --port 8000 --quantization fp8",
         ),
-        (["recommend", "Qwen/Qwen3-8B", "--precision", "gptq"], "vllm serve Qwen/Qwen3-8B-GPTQ-Int4 "),
+        (["recommend", "Qwen/Qwen3-8B", "--precision", "gptq"], "--model Qwen/Qwen3-8B-GPTQ-Int4 "),
     ],
 )
 def test_the_printed_command_serves_what_was_sized(capsys, argv, serve):
     assert cli.main(argv) == 0
     assert serve in capsys.readouterr().out
+
+
+def test_command_prints_the_argv_a_unit_runs(capsys):
+    argv = ["command", "/srv/models/Qwen3-32B", "--tp", "2", "--max-model-len", "32768", "--host", "10.0.0.5"]
+    assert (
+        cli.main(
+            [*argv, "--extra-arg=--enable-prefix-caching", "--python", "/opt/vllm/venv/bin/python", "--json"]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == [
+        "/opt/vllm/venv/bin/python",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        "/srv/models/Qwen3-32B",
+        "--served-model-name",
+        "Qwen3-32B",
+        "--host",
+        "10.0.0.5",
+        "--port",
+        "8000",
+        "--tensor-parallel-size",
+        "2",
+        "--max-model-len",
+        "32768",
+        "--enable-prefix-caching",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("--tensor-parallel-size=2", "set vllm_tensor_parallel_size instead"),
+        ("-tp", "set vllm_tensor_parallel_size instead"),
+        ("--enable_expert_parallel", "set vllm_enable_expert_parallel instead"),
+        ("--api-key=secret", "never its command line"),
+    ],
+)
+def test_command_refuses_modelled_settings_in_extra_args(capsys, extra, message):
+    assert cli.main(["command", "/srv/models/m", f"--extra-arg={extra}"]) == 2
+    assert message in capsys.readouterr().err

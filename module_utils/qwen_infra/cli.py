@@ -1,9 +1,13 @@
 """Entry point of the `qwen-infra` command.
 
-    qwen-infra size MODEL [--gpu NAME | --gpu-memory-gib G] [--tp N] [--pp N] ...   will it fit?
+    qwen-infra size MODEL [--gpu NAME | --gpu-memory-gib G] [vLLM settings]          will it fit?
+    qwen-infra command MODEL [vLLM settings] [--extra-arg WORD ...]                   what a host runs
     qwen-infra recommend MODEL [--precision P] [--max-model-len L] [--concurrency C]  what to buy
 
+The vLLM settings are vLLM's own flags (--tensor-parallel-size, --max-model-len, ...), read into the
+one server description (qwen_infra.server) that the hosts' units are built from.
 Exit status of `size`: 0 fits, 1 does not fit (or the layout is invalid), 2 unusable arguments.
+Exit status of `command`: 0 printed, 2 unusable arguments.
 Exit status of `recommend`: 0 a layout was found, 1 none fits, 2 unusable arguments.
 """
 
@@ -11,18 +15,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from pathlib import Path
 
 from . import __version__
 from .catalogs.gpus import GPUS
+from .server import (
+    ENTRY_POINT,
+    FIELD_NAMES,
+    SIZING_QUANTIZATION,
+    ServerConfig,
+    ServerConfigError,
+    command_line,
+    from_plan,
+    from_settings,
+    full_command,
+    sizing_plan,
+)
 from .sizing.architecture import resolve_model, with_quantization
 from .sizing.devices import Device, gpu_from_catalog
 from .sizing.errors import SizingError
-from .sizing.layout import Plan
 from .sizing.memory import SizingResult
 from .sizing.recommend import recommend
 from .sizing.suggest import size_with_fixes
-from .sizing.vllm_rules import DEFAULT_GPU_MEMORY_UTILIZATION, VLLM_VERSION
+from .sizing.vllm_rules import (
+    BLOCK_SIZES,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DTYPES,
+    EXECUTOR_BACKENDS,
+    KV_CACHE_DTYPES,
+    OPTIMIZATION_LEVELS,
+    QUANTIZATIONS,
+    VLLM_VERSION,
+)
 from .sizing.weights import checkpoint_tensors
 from .units import GIB
 
@@ -38,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_size(commands)
+    _add_command(commands)
     _add_recommend(commands)
     return parser
 
@@ -47,6 +74,35 @@ def _model_help() -> str:
         "a catalog name such as Qwen/Qwen3-32B (a -AWQ, -GPTQ-Int4 or -FP8 suffix implies that "
         "quantization) or a directory containing config.json (and, if present, *.safetensors)"
     )
+
+
+def _add_server_settings(parser: argparse.ArgumentParser) -> None:
+    """vLLM's own flags for every setting the server description models (qwen_infra.server)."""
+    group = parser.add_argument_group("vLLM settings (vLLM's flags; defaults are vLLM's)")
+    group.add_argument("--tensor-parallel-size", "--tp", type=int, default=1, metavar="N")
+    group.add_argument("--pipeline-parallel-size", "--pp", type=int, default=1, metavar="N")
+    group.add_argument("--data-parallel-size", "--dp", type=int, default=1, metavar="N")
+    group.add_argument("--enable-expert-parallel", action="store_true", help="MoE: whole experts per GPU")
+    group.add_argument("--quantization", choices=["none", *QUANTIZATIONS], help="weight quantization")
+    group.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, default="auto")
+    group.add_argument("--dtype", choices=DTYPES, default="auto")
+    group.add_argument("--max-model-len", type=int, metavar="L", help="context length (default: the model's)")
+    group.add_argument("--max-num-seqs", type=int, metavar="S", help="default: vLLM's for the GPU")
+    group.add_argument("--max-num-batched-tokens", type=int, metavar="T", help="default: vLLM's for the GPU")
+    group.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        metavar="U",
+        help=f"fraction of GPU memory vLLM may use (default {DEFAULT_GPU_MEMORY_UTILIZATION}, "
+        f"vLLM {VLLM_VERSION}'s)",
+    )
+    group.add_argument("--block-size", type=int, choices=BLOCK_SIZES)
+    group.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
+    group.add_argument("--optimization-level", type=int, choices=OPTIMIZATION_LEVELS)
+    group.add_argument("--distributed-executor-backend", choices=EXECUTOR_BACKENDS)
+    group.add_argument("--served-model-name", metavar="NAME", help="default: the model's directory name")
+    group.add_argument("--host", default=ServerConfig.host, help="address vLLM listens on")
+    group.add_argument("--port", type=int, default=ServerConfig.port)
 
 
 def _add_size(commands) -> None:
@@ -61,23 +117,28 @@ def _add_size(commands) -> None:
     gpu = size.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", metavar="NAME", help=f"catalog GPU (default H100-80GB): {', '.join(GPUS)}")
     gpu.add_argument("--gpu-memory-gib", type=float, metavar="G", help="usable memory per GPU in GiB instead")
-    size.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel size (default 1)")
-    size.add_argument("--pp", type=int, default=1, metavar="N", help="pipeline-parallel size (default 1)")
-    size.add_argument("--enable-expert-parallel", action="store_true", help="MoE: whole experts per GPU")
-    size.add_argument("--quantization", choices=["none", "awq", "gptq", "fp8"], help="weight quantization")
-    size.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto", help="KV cache dtype")
-    size.add_argument("--max-model-len", type=int, metavar="L", help="context length (default: the model's)")
-    size.add_argument("--max-num-seqs", type=int, metavar="S", help="default: vLLM's for the GPU")
-    size.add_argument("--max-num-batched-tokens", type=int, metavar="T", help="default: vLLM's for the GPU")
-    size.add_argument(
-        "--gpu-memory-utilization",
-        type=float,
-        default=DEFAULT_GPU_MEMORY_UTILIZATION,
-        metavar="U",
-        help=f"fraction of GPU memory vLLM may use (default {DEFAULT_GPU_MEMORY_UTILIZATION}, "
-        f"vLLM {VLLM_VERSION}'s)",
-    )
+    _add_server_settings(size)
     size.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def _add_command(commands) -> None:
+    command = commands.add_parser(
+        "command",
+        help="print the exact command line a host's vLLM unit runs for these settings",
+        description="Build the server's command line the way the vllm role's unit does (the same "
+        "function), after the same checks of the settings. Exit status: 0 printed, 2 bad arguments.",
+    )
+    command.add_argument("model", metavar="MODEL", help="the model directory on the host (vLLM's --model)")
+    _add_server_settings(command)
+    command.add_argument(
+        "--extra-arg",
+        action="append",
+        default=[],
+        metavar="WORD",
+        help="one word of vllm_extra_args (repeatable); a setting listed above is refused here",
+    )
+    command.add_argument("--python", default="python3", help="the interpreter of vLLM's virtualenv")
+    command.add_argument("--json", action="store_true", help="print the argv as a JSON list")
 
 
 def _add_recommend(commands) -> None:
@@ -92,7 +153,7 @@ def _add_recommend(commands) -> None:
     rec.add_argument("--precision", choices=["bf16", "fp8", "awq", "gptq"], default="bf16")
     rec.add_argument("--max-model-len", type=int, metavar="L", help="context length (default: the model's)")
     rec.add_argument("--concurrency", type=int, default=1, metavar="C", help="full-length requests at once")
-    rec.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto")
+    rec.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, default="auto")
     rec.add_argument("--gpu", action="append", metavar="NAME", help="limit to these GPUs (repeatable)")
     rec.add_argument(
         "--max-gpus", type=int, default=32, metavar="N", help="largest layout to try (default 32)"
@@ -106,27 +167,46 @@ def _fail(command: str, message: str) -> int:
 
 
 # What to serve when a catalog model is sized with a quantization it does not carry itself: the
-# official pre-quantized checkpoint for 4-bit schemes, vLLM's online FP8 for fp8.
+# official pre-quantized checkpoint for 4-bit schemes (vLLM's online FP8 needs no other checkpoint).
 SERVED_SUFFIX = {"awq": "-AWQ", "gptq": "-GPTQ-Int4"}
 
 
 def _load_model(model: str, quantization: str | None):
-    """(architecture, checkpoint tensors or None, the words to put after `vllm serve`)."""
+    """(architecture at that quantization, checkpoint tensors or None, the model vLLM is given)."""
     arch, checkpoint = resolve_model(model)
     already_quantized = arch.quantization.is_quantized
-    arch = with_quantization(arch, quantization)
+    arch = with_quantization(arch, None if quantization is None else _sizing_flag(quantization))
     tensors = checkpoint_tensors(checkpoint) if checkpoint else None
     served = str(checkpoint) if checkpoint else arch.name
-    if quantization in SERVED_SUFFIX and not already_quantized and not checkpoint:
-        served += SERVED_SUFFIX[quantization]
-    elif quantization in {"awq", "gptq", "fp8"} and not already_quantized:
-        served += f" --quantization {quantization}"
+    flag = _sizing_flag(quantization)
+    if flag in SERVED_SUFFIX and not already_quantized and not checkpoint:
+        served += SERVED_SUFFIX[flag]
     return arch, tensors, served
+
+
+def _sizing_flag(quantization: str | None) -> str | None:
+    if quantization in (None, "none"):
+        return quantization
+    return SIZING_QUANTIZATION.get(quantization, quantization)
+
+
+def _server(args, model: str, extra_args=()) -> ServerConfig:
+    """The server description from the settings on the command line (ServerConfigError if unusable)."""
+    settings = {
+        name: getattr(args, name)
+        for name in FIELD_NAMES
+        if name not in ("model", "served_model_name", "extra_args") and hasattr(args, name)
+    }
+    settings["quantization"] = None if args.quantization in (None, "none") else args.quantization
+    settings["model"] = model
+    settings["served_model_name"] = args.served_model_name or Path(model.rstrip("/")).name
+    settings["extra_args"] = list(extra_args)
+    return from_settings(settings)
 
 
 def _device(args) -> Device:
     if args.gpu_memory_gib is not None:
-        if args.gpu_memory_gib <= 0:
+        if not args.gpu_memory_gib > 0:
             raise SizingError(f"--gpu-memory-gib must be positive, not {args.gpu_memory_gib}")
         return Device(f"{args.gpu_memory_gib:g} GiB GPU", int(args.gpu_memory_gib * GIB))
     return gpu_from_catalog(args.gpu or "H100-80GB")
@@ -135,25 +215,26 @@ def _device(args) -> Device:
 def run_size(args) -> int:
     try:
         arch, tensors, served = _load_model(args.model, args.quantization)
+        server = _server(args, served)
         device = _device(args)
-        plan = Plan(
-            tensor_parallel_size=args.tp,
-            pipeline_parallel_size=args.pp,
-            enable_expert_parallel=args.enable_expert_parallel,
-            kv_cache_dtype=args.kv_cache_dtype,
-            max_model_len=args.max_model_len,
-            max_num_seqs=args.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens,
-            gpu_memory_utilization=args.gpu_memory_utilization,
-        )
-        result = size_with_fixes(arch, device, plan, tensors)
-    except SizingError as error:
+        result = size_with_fixes(arch, device, sizing_plan(server), tensors)
+    except (SizingError, ServerConfigError) as error:
         return _fail("size", str(error))
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps({**result.as_dict(), "command": command_line(server)}, indent=2))
     else:
-        print(format_size(served, result))
+        print(format_size(server, result))
     return FITS if result.fits else DOES_NOT_FIT
+
+
+def run_command(args) -> int:
+    try:
+        server = _server(args, args.model, args.extra_arg)
+    except ServerConfigError as error:
+        return _fail("command", str(error))
+    argv = full_command(server, args.python)
+    print(json.dumps(argv) if args.json else shlex.join(argv))
+    return FITS
 
 
 def run_recommend(args) -> int:
@@ -173,6 +254,8 @@ def run_recommend(args) -> int:
         )
     except SizingError as error:
         return _fail("recommend", str(error))
+    online = "fp8" if args.precision == "fp8" and not served.endswith("-FP8") else None
+    commands = [_recommended_server(served, option, online) for option in options]
     if args.json:
         print(
             json.dumps(
@@ -181,22 +264,36 @@ def run_recommend(args) -> int:
                     "quantization": arch.quantization.label(),
                     "max_model_len": args.max_model_len or arch.max_model_len_limit,
                     "concurrency": args.concurrency,
-                    "recommendation": options[0].as_dict() if options else None,
-                    "options": [option.as_dict() for option in options],
+                    "recommendation": {**options[0].as_dict(), "command": commands[0]} if options else None,
+                    "options": [
+                        {**option.as_dict(), "command": command}
+                        for option, command in zip(options, commands, strict=True)
+                    ],
                 },
                 indent=2,
             )
         )
     else:
-        print(format_recommendations(served, arch, args, options))
+        print(format_recommendations(arch, args, options, commands))
     return FITS if options else DOES_NOT_FIT
+
+
+def _recommended_server(served: str, option, quantization: str | None) -> list[str]:
+    """The command line of a recommended layout (the served checkpoint, its name, the layout)."""
+    server = from_plan(
+        option.plan,
+        model=served,
+        served_model_name=Path(served).name,
+        quantization=quantization,
+    )
+    return command_line(server)
 
 
 def _gib(value: float) -> str:
     return f"{value:8.2f} GiB"
 
 
-def format_size(model: str, result: SizingResult) -> str:
+def format_size(server: ServerConfig, result: SizingResult) -> str:
     b = result.breakdown
     plan = b["plan"]
     lines = [
@@ -238,11 +335,11 @@ def format_size(model: str, result: SizingResult) -> str:
         "  FITS" if result.fits else "  DOES NOT FIT",
     ]
     lines += [f"    - {problem}" for problem in result.problems]
-    lines += ["", "  vllm serve " + model + " " + " ".join(b["vllm_args"])]
+    lines += ["", "  " + shlex.join(full_command(server, "python3"))]
     return "\n".join(lines)
 
 
-def format_recommendations(model: str, arch, args, options: list) -> str:
+def format_recommendations(arch, args, options: list, commands: list[list[str]]) -> str:
     max_len = args.max_model_len or arch.max_model_len_limit
     lines = [
         f"{arch.name} ({arch.quantization.label()}), {args.concurrency} request(s) of {max_len:,} tokens "
@@ -270,7 +367,7 @@ def format_recommendations(model: str, arch, args, options: list) -> str:
     lines += [
         "",
         f"  recommended: {best.gpus} x {best.gpu}",
-        "  vllm serve " + model + " " + " ".join(best.plan.vllm_args()),
+        "  " + shlex.join(["python3", *ENTRY_POINT, *commands[0]]),
     ]
     return "\n".join(lines)
 
@@ -281,9 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_ARGUMENTS
-    if args.command == "size":
-        return run_size(args)
-    return run_recommend(args)
+    runners = {"size": run_size, "command": run_command, "recommend": run_recommend}
+    return runners[args.command](args)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def test_several_nodes_only_on_efa_types_and_then_through_ray():
     chosen = choose(model="Qwen/Qwen3-235B-A22B", maxModelLen=40960, concurrency=64)
     assert chosen.nodes > 1
     assert chosen.instance["efa_interfaces"] > 0
-    assert chosen.vllm_args()[-2:] == ["--distributed-executor-backend", "ray"]
+    assert chosen.server("/m", "m", 8000).distributed_executor_backend == "ray"
     with pytest.raises(hardware.HardwareError, match=r"On the largest, 1 x g6e\.xlarge"):
         choose(model="Qwen/Qwen3-235B-A22B", instanceTypes=["g6e.xlarge"])
 
@@ -128,5 +128,5 @@ def test_model_and_precision_errors_name_the_keys(values, message):
 def test_online_quantization_is_passed_to_vllm():
     chosen = choose(model="Qwen/Qwen3-32B", precision="fp8", gpuTypes=["H100-80GB"])
     assert chosen.quantization == "fp8"
-    assert chosen.vllm_args()[-2:] == ["--quantization", "fp8"]
+    assert chosen.server("/m", "m", 8000).quantization == "fp8"
     assert choose(model="Qwen/Qwen3-32B-AWQ").quantization is None

@@ -30,7 +30,7 @@ def test_plan_prints_the_choice_as_a_table_and_as_json():
         1,
         33,
     )
-    assert "--enable-expert-parallel" in document["vllm_args"]
+    assert "--enable-expert-parallel" in document["command"]
 
 
 def test_plan_exit_status(tmp_path, monkeypatch, capsys):
@@ -48,7 +48,8 @@ def test_plan_exit_status(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 def test_docs_state_the_hardware_and_price_plan_prints(stack):
-    chosen = plan.describe(stack, plan.select(plan.load_stack(stack)))
+    config = plan.load_stack(stack)
+    chosen = plan.describe(stack, config, plan.select(config))
     (row,) = [line for line in DOCS.splitlines() if line.startswith(f"| `{stack}` |")]
     gpus = f"{chosen['gpus_per_node']} x {chosen['gpu']}"
     assert f"{chosen['nodes']} x {chosen['instance_type']} ({gpus})" in row

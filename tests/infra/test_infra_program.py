@@ -185,7 +185,8 @@ def test_outputs_hand_ansible_every_host_with_its_role_and_expectations(example)
         serving["tensor_parallel_size"] * serving["pipeline_parallel_size"]
         == entry["gpus"] * hardware["nodes"]
     )
-    assert serving["vllm_args"][:2] == ["--tensor-parallel-size", str(serving["tensor_parallel_size"])]
+    assert serving["vllm_variables"]["vllm_tensor_parallel_size"] == serving["tensor_parallel_size"]
+    assert serving["command"][:2] == ["--model", f"{serving['model_cache_dir']}/{serving['model_name']}"]
     assert example.outputs["access"]["mode"] == example.config["qwen-infra:access"]
     json.dumps(example.outputs)  # `pulumi stack output --json` must be able to print them
 
@@ -251,7 +252,7 @@ def test_several_nodes_are_head_and_workers():
     run = run_example("qwen3-32b-h100", instanceType="p5.48xlarge", instanceCount=2, gpuTypes=None)
     roles = [h["role"] for h in run.outputs["hosts"]]
     assert roles[:2] == ["serving-head", "serving-worker"]
-    assert run.outputs["serving"]["extra_args"] == ["--distributed-executor-backend", "ray"]
+    assert run.outputs["serving"]["vllm_variables"]["vllm_distributed_executor_backend"] == "ray"
 
 
 # --- refused at preview, before any resource -------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .architecture import Architecture
 from .errors import SizingError
-from .vllm_rules import DEFAULT_BLOCK_SIZE, DEFAULT_GPU_MEMORY_UTILIZATION, GPUS_PER_NODE
+from .vllm_rules import DEFAULT_BLOCK_SIZE, DEFAULT_GPU_MEMORY_UTILIZATION, GPUS_PER_NODE, KV_CACHE_DTYPES
 
 
 def pp_layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
@@ -29,6 +29,8 @@ class Plan:
 
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
+    # Replicas of the TP x PP group; with expert parallelism the experts spread over TP x DP ranks.
+    data_parallel_size: int = 1
     enable_expert_parallel: bool = False
     kv_cache_dtype: str = "auto"
     max_model_len: int | None = None
@@ -40,30 +42,23 @@ class Plan:
     # vLLM >= v0.21 subtracts its CUDA-graph estimate from the KV budget (on by default,
     # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS). Older releases did not; the regression cases say which.
     cudagraph_in_budget: bool = True
-    # GPUs the host offers (None: exactly tensor_parallel_size x pipeline_parallel_size).
+    # GPUs the host offers (None: exactly the GPUs the plan uses).
     gpus_available: int | None = None
 
     @property
     def world_size(self) -> int:
+        """GPUs of one replica (its TP x PP group)."""
         return self.tensor_parallel_size * self.pipeline_parallel_size
 
-    def vllm_args(self) -> list[str]:
-        """The command-line arguments that express this plan (defaults left out)."""
-        args = ["--tensor-parallel-size", str(self.tensor_parallel_size)]
-        if self.pipeline_parallel_size > 1:
-            args += ["--pipeline-parallel-size", str(self.pipeline_parallel_size)]
-        if self.enable_expert_parallel:
-            args.append("--enable-expert-parallel")
-        if self.kv_cache_dtype != "auto":
-            args += ["--kv-cache-dtype", self.kv_cache_dtype]
-        if self.max_model_len:
-            args += ["--max-model-len", str(self.max_model_len)]
-        if self.max_num_seqs:
-            args += ["--max-num-seqs", str(self.max_num_seqs)]
-        if self.max_num_batched_tokens:
-            args += ["--max-num-batched-tokens", str(self.max_num_batched_tokens)]
-        args += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
-        return args
+    @property
+    def gpus(self) -> int:
+        """GPUs the whole plan uses: every data-parallel replica's group."""
+        return self.world_size * self.data_parallel_size
+
+    @property
+    def expert_parallel_size(self) -> int:
+        """Ranks the experts are spread over with --enable-expert-parallel (1 without it)."""
+        return self.tensor_parallel_size * self.data_parallel_size if self.enable_expert_parallel else 1
 
 
 def validate_plan(plan: Plan) -> None:
@@ -73,6 +68,7 @@ def validate_plan(plan: Plan) -> None:
     for flag, value in (
         ("--tensor-parallel-size", plan.tensor_parallel_size),
         ("--pipeline-parallel-size", plan.pipeline_parallel_size),
+        ("--data-parallel-size", plan.data_parallel_size),
         ("--block-size", plan.block_size),
     ):
         if value < 1:
@@ -84,8 +80,10 @@ def validate_plan(plan: Plan) -> None:
     ):
         if value is not None and value < 1:
             raise SizingError(f"{flag} must be a positive number, not {value}")
-    if plan.kv_cache_dtype not in {"auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16", "float16"}:
-        raise SizingError(f"--kv-cache-dtype {plan.kv_cache_dtype!r} is not one vLLM knows (auto, fp8)")
+    if plan.kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise SizingError(
+            f"--kv-cache-dtype {plan.kv_cache_dtype!r} is not one vLLM knows ({', '.join(KV_CACHE_DTYPES)})"
+        )
 
 
 def _divisors_up_to(n: int, limit: int) -> list[int]:
@@ -114,9 +112,9 @@ def divisibility_problems(arch: Architecture, plan: Plan) -> list[str]:
             f"--tensor-parallel-size {tp} spans more than one {GPUS_PER_NODE}-GPU node: keep TP within a "
             "node and use --pipeline-parallel-size across nodes"
         )
-    if plan.gpus_available is not None and plan.world_size > plan.gpus_available:
+    if plan.gpus_available is not None and plan.gpus > plan.gpus_available:
         problems.append(
-            f"tensor x pipeline parallel size = {plan.world_size} GPUs, but {plan.gpus_available} are "
+            f"tensor x pipeline x data parallel size = {plan.gpus} GPUs, but {plan.gpus_available} are "
             "available: lower the parallel sizes or add GPUs"
         )
     problems += _mlp_split_problems(arch, plan)
@@ -144,9 +142,10 @@ def _mlp_split_problems(arch: Architecture, plan: Plan) -> list[str]:
     if not arch.is_moe:
         return problems
     if plan.enable_expert_parallel:
-        if arch.num_experts % tp:
+        ep = plan.expert_parallel_size
+        if arch.num_experts % ep:
             problems.append(
-                f"{arch.num_experts} experts cannot be spread evenly over {tp} expert-parallel ranks"
+                f"{arch.num_experts} experts cannot be spread evenly over {ep} expert-parallel ranks"
             )
         return problems
     width = arch.moe_intermediate_size

@@ -159,7 +159,7 @@ def _stage_memory(
         )
     reservation = int(device.usable_bytes * plan.gpu_memory_utilization)
     non_torch = NON_TORCH_PROFILE_BYTES
-    if plan.world_size > 1 and device.nvlink:
+    if (plan.world_size > 1 or plan.expert_parallel_size > 1) and device.nvlink:
         non_torch += NCCL_COMMUNICATOR_BYTES
     available = reservation - weights - peak - non_torch - graphs
     per_token = kv_bytes_per_token(arch, plan, end - start)
@@ -225,11 +225,12 @@ def size(
         "quantization": arch.quantization.label(),
         "gpu": device.name,
         "usable_gib_per_gpu": round(device.usable_gib, 3),
-        "gpus": plan.world_size,
+        "gpus": plan.gpus,
         "vllm_version": VLLM_VERSION,
         "plan": {
             "tensor_parallel_size": plan.tensor_parallel_size,
             "pipeline_parallel_size": plan.pipeline_parallel_size,
+            "data_parallel_size": plan.data_parallel_size,
             "enable_expert_parallel": plan.enable_expert_parallel,
             "kv_cache_dtype": plan.kv_cache_dtype,
             "max_model_len": max_len,
@@ -243,7 +244,6 @@ def size(
         "outside_reservation_gib": round(CUDA_CONTEXT_BYTES / GIB, 3),
         "limiting_stage": limiting.stage,
         "stages": [s.as_gib() for s in stages],
-        "vllm_args": plan.vllm_args(),
     }
     return result
 

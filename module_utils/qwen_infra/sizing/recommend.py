@@ -31,7 +31,6 @@ class Recommendation:
             "max_concurrency": self.result.max_concurrency,
             "kv_cache_tokens": self.result.kv_cache_tokens,
             "weights_gib_per_rank": self.result.weights_gib_per_rank,
-            "vllm_args": self.plan.vllm_args(),
         }
 
 

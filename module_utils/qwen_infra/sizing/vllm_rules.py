@@ -8,6 +8,16 @@ from ..units import GIB, MIB
 VLLM_VERSION = "v0.33"
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
 
+# The values users can set for the settings vLLM restricts, stated once: the CLI's choices, the
+# vram_check module and the server description all read them from here (tests/test_one_place_per_fact.py
+# fails on a second copy). vLLM's own lists are longer; these are the ones qwen-infra sizes.
+KV_CACHE_DTYPES = ("auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2")
+QUANTIZATIONS = ("awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "compressed-tensors")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+EXECUTOR_BACKENDS = ("mp", "ray")
+OPTIMIZATION_LEVELS = (0, 1, 2, 3)
+BLOCK_SIZES = (8, 16, 32, 64, 128)
+
 # --- vLLM behaviour the engine reproduces (checked against vLLM v0.33 unless said otherwise) ---------
 
 # vllm/config/cache.py DEFAULT_BLOCK_SIZE; the KV cache is paged in blocks of this many tokens.

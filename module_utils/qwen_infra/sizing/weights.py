@@ -217,7 +217,7 @@ def weights_per_stage(arch: Architecture, tensors: list[Tensor], plan: Plan) -> 
     tp = plan.tensor_parallel_size
     ranges = pp_layer_ranges(arch.num_layers, plan.pipeline_parallel_size)
     last = len(ranges) - 1
-    ep = tp if plan.enable_expert_parallel and arch.is_moe else 1
+    ep = plan.expert_parallel_size if arch.is_moe else 1
     experts_rank0 = set(range(arch.num_experts // ep)) if ep > 1 else None
     kv_share = max(1, arch.num_kv_heads // tp) / arch.num_kv_heads
     has_lm_head = any(t.part == "lm_head" for t in tensors)
