@@ -1,104 +1,107 @@
 #!/usr/bin/python
-"""Ansible module: will this model, with these vLLM arguments, fit this host's GPUs?"""
+"""Ansible module: will this vLLM server, as described, start on this host with this model?"""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: vram_check
-short_description: Check that a vLLM plan fits the host's GPU memory before vLLM is started
+short_description: Check a vLLM server's settings against the model and the host's GPUs, and build its command
 description:
-  - Reads the model's config.json (and the exact tensor sizes from its safetensors headers when present),
-    the host's GPUs from C(nvidia-smi -q -x), and the intended vLLM arguments, then reproduces vLLM's
-    start-up memory accounting (weights, profiling peak, non-torch memory, CUDA graphs, paged KV cache).
-  - Returns the full breakdown as the fact C(vram_check) and fails, naming the shortfall and concrete
-    fixes (lower max-model-len to N, raise tensor-parallel size to M, use AWQ, ...), when the plan does
-    not fit.
-  - A host without an NVIDIA GPU (or O(device=cpu)) is reported with C(checked=false) and a message
-    saying the check does not apply; it never fails for that reason unless O(device=cuda).
-  - Read-only; it runs the same in check mode.
+  - Takes the server as the vllm role describes it (O(server), one key per setting, under vLLM's names),
+    checks the settings, builds the exact command line the unit will run (C(argv)), and, where the model's
+    config.json is on the host, checks the model's shape against the settings on every host, GPU or not
+    (heads, KV heads, experts and layers against the parallel sizes; max_model_len against the model's
+    positions and RoPE scaling; --quantization against the checkpoint; dtype and FP8 against the GPU
+    generation).
+  - Where GPUs are present (or O(gpu_memory_bytes) is given) it also reproduces vLLM's start-up memory
+    accounting (weights, profiling peak, non-torch memory, CUDA graphs, paged KV cache) and fails, naming
+    the real cause and the changes that would fit, when the plan does not fit. Elsewhere the result says
+    the memory was not checked (C(checked=false)).
+  - Messages name the role variables (vllm_max_model_len), not vLLM's flags.
+  - Read-only; it runs the same in check mode and never reports a change.
 options:
-  model_path:
-    description: Directory holding the model's config.json (and optionally *.safetensors).
-    type: path
+  server:
+    description:
+      - The server's settings, keyed by vLLM's names without dashes (model, served_model_name, host, port,
+        dtype, tensor_parallel_size, pipeline_parallel_size, data_parallel_size, enable_expert_parallel,
+        max_model_len, kv_cache_dtype, quantization, gpu_memory_utilization, max_num_seqs,
+        max_num_batched_tokens, block_size, enforce_eager, optimization_level,
+        distributed_executor_backend, extra_args). Null values mean vLLM's default. An unknown key, or a
+        modelled setting in extra_args, is refused.
+    type: dict
     required: true
-  tensor_parallel_size:
-    description: vLLM --tensor-parallel-size.
-    type: int
-    default: 1
-  pipeline_parallel_size:
-    description: vLLM --pipeline-parallel-size.
-    type: int
-    default: 1
-  enable_expert_parallel:
-    description: vLLM --enable-expert-parallel (MoE models).
-    type: bool
-    default: false
-  quantization:
-    description: vLLM --quantization; omit to use what the checkpoint says.
+  python:
+    description: The interpreter of vLLM's virtualenv, the first word of C(argv).
     type: str
-    choices: [none, awq, gptq, fp8]
-  kv_cache_dtype:
-    description: vLLM --kv-cache-dtype.
-    type: str
-    choices: [auto, fp8]
-    default: auto
-  max_model_len:
-    description: vLLM --max-model-len; omit for the model's own limit.
-    type: int
-  max_num_seqs:
-    description: vLLM --max-num-seqs; omit for vLLM's default on this GPU.
-    type: int
-  max_num_batched_tokens:
-    description: vLLM --max-num-batched-tokens; omit for vLLM's default on this GPU.
-    type: int
-  gpu_memory_utilization:
-    description: vLLM --gpu-memory-utilization.
-    type: float
-    default: 0.92
+    default: python3
   device:
     description:
-      - C(auto) checks the GPUs when nvidia-smi answers and reports C(checked=false) otherwise;
-        C(cuda) requires a GPU; C(cpu) skips the check (vLLM's CPU backend).
+      - C(auto) sizes the GPUs when nvidia-smi answers and checks only the shape otherwise; C(cuda)
+        requires a GPU; C(cpu) checks only the shape (vLLM's CPU backend).
     type: str
     choices: [auto, cuda, cpu]
     default: auto
   gpu_memory_bytes:
     description: Usable bytes per GPU to size against instead of reading nvidia-smi (planning, MIG slices).
     type: int
+  require_model:
+    description:
+      - Fail when the model's config.json is not on the host. With C(false) (check mode on a fresh host,
+        or the validate stage before the model is fetched) only the settings are checked.
+    type: bool
+    default: true
   fail_on_misfit:
-    description: Fail the task when the plan does not fit (otherwise only report it).
+    description: Fail when the GPU memory does not hold the plan (shape problems always fail).
     type: bool
     default: true
 author: qwen-infra
 """
 
 EXAMPLES = r"""
-- name: Check that the model fits before the vLLM unit is started
+- name: Check the server and build its command line
   vram_check:
-    model_path: /srv/models/Qwen3-32B
-    tensor_parallel_size: 2
-    max_model_len: 32768
-    gpu_memory_utilization: 0.92
+    server:
+      model: /srv/models/Qwen3-32B
+      served_model_name: Qwen3-32B
+      tensor_parallel_size: 2
+      max_model_len: 32768
+    python: /opt/vllm/venv/bin/python
+  register: vllm_plan
 
 - name: Report only, on a planning host with no GPU
   vram_check:
-    model_path: /srv/models/Qwen3-32B
+    server:
+      model: /srv/models/Qwen3-32B
+      served_model_name: Qwen3-32B
     gpu_memory_bytes: 85017493504
     fail_on_misfit: false
 """
 
 RETURN = r"""
+argv:
+  description: The whole command the unit runs (interpreter, entry point, arguments), from qwen_infra.server.
+  type: list
+  elements: str
+  returned: always
+command:
+  description: C(argv) as one shell-quoted line, for people.
+  type: str
+  returned: always
 checked:
-  description: Whether GPUs were sized (false on hosts without a GPU or with device=cpu).
+  description: Whether GPU memory was sized (false without a GPU, with device=cpu, or without the model).
+  type: bool
+  returned: always
+shape_checked:
+  description: Whether the model's config.json was read and its shape checked against the settings.
   type: bool
   returned: always
 fits:
-  description: Whether vLLM will start with this plan (null when not checked).
+  description: Whether vLLM will start (null when memory was not checked and the shape is fine).
   type: bool
   returned: always
 msg:
-  description: One sentence saying what was found and, when it does not fit, why and what to change.
+  description: What was found; when the plan is refused, the real cause first, then what to change.
   type: str
   returned: always
 weights_gib_per_rank:
@@ -122,7 +125,7 @@ max_model_len_that_fits:
   type: int
   returned: when checked
 problems:
-  description: Why the plan does not fit, then lines starting "fix:" with changes that make it fit.
+  description: Why the plan is refused, then lines starting "fix:" with changes that make it fit.
   type: list
   elements: str
   returned: always
@@ -135,104 +138,114 @@ gpus:
   type: list
   elements: dict
   returned: always
-ansible_facts:
-  description: The same result as the fact vram_check.
-  type: dict
-  returned: always
 """
+
+import shlex
+from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
 try:  # installed as the qwen.infra collection
-    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import nvidia_smi
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import (
+        gpu_host,
+        nvidia_smi,
+        preflight,
+        server,
+    )
     from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra.sizing import (
         architecture,
         errors,
-        layout,
-        report,
         weights,
     )
 except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
-    from ansible.module_utils.qwen_infra import nvidia_smi
-    from ansible.module_utils.qwen_infra.sizing import architecture, errors, layout, report, weights
+    from ansible.module_utils.qwen_infra import gpu_host, nvidia_smi, preflight, server
+    from ansible.module_utils.qwen_infra.sizing import architecture, errors, weights
 
 
 def read_gpus(module):
-    """GPUs from `nvidia-smi -q -x`; (None, reason) when there is no usable nvidia-smi."""
+    """(GPUs, GPU generations, reason) from `nvidia-smi -q -x`; GPUs None when there is no usable one."""
     binary, out, reason = nvidia_smi.run_nvidia_smi_xml(module)
     if binary is None:
-        return None, reason
+        return None, [], reason
     try:
         gpus = nvidia_smi.parse_nvidia_smi_xml(out)
-    except nvidia_smi.NvidiaSmiParseError as error:
+        generations = gpu_host.parse_architectures(out)
+    except (nvidia_smi.NvidiaSmiParseError, gpu_host.GpuHostParseError) as error:
         module.fail_json(msg=f"cannot read nvidia-smi's output: {error}")
     if not gpus:
-        return None, "nvidia-smi lists no GPU"
-    return gpus, ""
+        return None, [], "nvidia-smi lists no GPU"
+    return gpus, generations, ""
+
+
+def finish(module, described, argv, result):
+    """Exit or fail with the verdict, messages in the role's terms."""
+    result = {
+        **result,
+        "msg": preflight.in_role_terms(result["msg"]),
+        "problems": [preflight.in_role_terms(problem) for problem in result.get("problems", [])],
+        "argv": argv,
+        "command": shlex.join(argv),
+    }
+    shape_refused = result["fits"] is False and not result.get("checked")
+    if shape_refused or (result["fits"] is False and module.params["fail_on_misfit"]):
+        module.fail_json(**result)
+    module.exit_json(changed=False, **result)
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "model_path": {"type": "path", "required": True},
-            "tensor_parallel_size": {"type": "int", "default": 1},
-            "pipeline_parallel_size": {"type": "int", "default": 1},
-            "enable_expert_parallel": {"type": "bool", "default": False},
-            "quantization": {"type": "str", "choices": ["none", "awq", "gptq", "fp8"]},
-            "kv_cache_dtype": {"type": "str", "choices": ["auto", "fp8"], "default": "auto"},
-            "max_model_len": {"type": "int"},
-            "max_num_seqs": {"type": "int"},
-            "max_num_batched_tokens": {"type": "int"},
-            "gpu_memory_utilization": {"type": "float", "default": 0.92},
+            "server": {"type": "dict", "required": True},
+            "python": {"type": "str", "default": "python3"},
             "device": {"type": "str", "choices": ["auto", "cuda", "cpu"], "default": "auto"},
             "gpu_memory_bytes": {"type": "int"},
+            "require_model": {"type": "bool", "default": True},
             "fail_on_misfit": {"type": "bool", "default": True},
         },
         supports_check_mode=True,  # read-only: runs the same in check mode
     )
     p = module.params
-
-    if p["device"] == "cpu":
-        result = report.not_checked(
-            "device is cpu: vLLM runs on the CPU backend here, so the GPU memory check does not apply"
-        )
-        module.exit_json(changed=False, ansible_facts={"vram_check": result}, **result)
-
-    gpus = None
-    if p["gpu_memory_bytes"] is None:
-        gpus, reason = read_gpus(module)
-        if gpus is None:
-            if p["device"] == "cuda":
-                module.fail_json(msg=f"device is cuda but this host has no usable NVIDIA GPU: {reason}")
-            result = report.not_checked(
-                f"this host has no NVIDIA GPU ({reason}), so the GPU memory check does not apply"
-            )
-            module.exit_json(changed=False, ansible_facts={"vram_check": result}, **result)
-
-    plan = layout.Plan(
-        tensor_parallel_size=p["tensor_parallel_size"],
-        pipeline_parallel_size=p["pipeline_parallel_size"],
-        enable_expert_parallel=p["enable_expert_parallel"],
-        kv_cache_dtype=p["kv_cache_dtype"],
-        max_model_len=p["max_model_len"],
-        max_num_seqs=p["max_num_seqs"],
-        max_num_batched_tokens=p["max_num_batched_tokens"],
-        gpu_memory_utilization=p["gpu_memory_utilization"],
-    )
     try:
-        arch = architecture.with_quantization(
-            architecture.load_architecture(p["model_path"]), p["quantization"]
-        )
-        tensors = weights.checkpoint_tensors(p["model_path"])
-        result = report.check_host(
-            arch, plan, gpus=gpus, tensors=tensors, gpu_memory_bytes=p["gpu_memory_bytes"]
+        described = server.from_settings(p["server"])
+    except server.ServerConfigError as error:
+        module.fail_json(msg=f"the vllm role's server settings are unusable: {error}")
+    argv = server.full_command(described, p["python"])
+
+    config = Path(described.model) / "config.json"
+    if not config.is_file():
+        if p["require_model"]:
+            module.fail_json(
+                msg=f"{config} does not exist: point vllm_model_path at a model directory on this host "
+                "(the model_fetch role puts it there)",
+                argv=argv,
+            )
+        finish(module, described, argv, {
+            "checked": False, "shape_checked": False, "fits": None, "problems": [], "gpus": [],
+            "msg": f"settings checked; {config} is not here yet, so the model's shape and memory are "
+            "checked once it is",
+        })  # fmt: skip
+
+    gpus, generations = None, []
+    if p["device"] != "cpu" and p["gpu_memory_bytes"] is None:
+        gpus, generations, reason = read_gpus(module)
+        if gpus is None and p["device"] == "cuda":
+            module.fail_json(
+                msg=f"device is cuda but this host has no usable NVIDIA GPU: {reason}", argv=argv
+            )
+    try:
+        arch = architecture.load_architecture(described.model)
+        tensors = weights.checkpoint_tensors(described.model)
+        result = preflight.check_server(
+            arch,
+            described,
+            gpus=gpus,
+            architectures=generations,
+            tensors=tensors,
+            gpu_memory_bytes=p["gpu_memory_bytes"],
         )
     except errors.SizingError as error:
-        module.fail_json(msg=str(error))
-
-    if not result["fits"] and p["fail_on_misfit"]:
-        module.fail_json(ansible_facts={"vram_check": result}, **result)
-    module.exit_json(changed=False, ansible_facts={"vram_check": result}, **result)
+        module.fail_json(msg=str(error), argv=argv)
+    finish(module, described, argv, result)
 
 
 if __name__ == "__main__":

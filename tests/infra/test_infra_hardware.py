@@ -15,6 +15,7 @@ EXPECTED = {
     "qwen3-32b-awq": ("g6e.12xlarge", 1, 4, 1, False),
     "qwen3-32b-h100": ("p5.48xlarge", 1, 8, 1, False),
     "qwen3-235b-fp8": ("p5.48xlarge", 1, 8, 1, True),
+    "qwen3-235b-a100": ("p4d.24xlarge", 2, 8, 2, False),
 }
 
 

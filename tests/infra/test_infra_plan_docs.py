@@ -35,7 +35,7 @@ def test_plan_prints_the_choice_as_a_table_and_as_json():
 
 def test_plan_exit_status(tmp_path, monkeypatch, capsys):
     assert plan.main(["--stack", "no-such-stack"]) == plan.BAD_CONFIG
-    assert "stacks here: qwen3-235b-fp8" in capsys.readouterr().err
+    assert "stacks here: qwen3-235b-a100, qwen3-235b-fp8" in capsys.readouterr().err
     (tmp_path / "Pulumi.huge.yaml").write_text(
         "config:\n  aws:region: us-east-1\n  qwen-infra:model: Qwen/Qwen3-235B-A22B\n"
         "  qwen-infra:concurrency: 100000\n  qwen-infra:availabilityZone: us-east-1a\n"

@@ -45,6 +45,8 @@ EXPECTED_COUNTS = {
     "qwen3-32b-h100": {**COMMON, INGRESS: 10},
     # the model mirror adds the read-only S3 policy.
     "qwen3-235b-fp8": {**COMMON, INGRESS: 6, "aws:iam/rolePolicy:RolePolicy": 1},
+    # two GPU nodes (head and worker), each with its Elastic IP.
+    "qwen3-235b-a100": {**COMMON, INGRESS: 6, INSTANCE: 4, "aws:ec2/eip:Eip": 4},
 }
 
 
@@ -170,16 +172,19 @@ def test_outputs_hand_ansible_every_host_with_its_role_and_expectations(example)
     hosts = example.outputs["hosts"]
     hardware = example.outputs["hardware"]
     entry = aws_instances.INSTANCES[hardware["instance_type"]]
-    assert [h["role"] for h in hosts] == ["serving-head", "load-balancer", "monitoring"]
+    nodes = hardware["nodes"]
+    roles = ["serving-head"] + ["serving-worker"] * (nodes - 1) + ["load-balancer", "monitoring"]
+    assert [h["role"] for h in hosts] == roles
     head = hosts[0]
     assert head["instance_type"] == hardware["instance_type"]
     assert (head["gpu_expected_count"], head["gpu_expected_efa_count"], head["gpu_expected_nvswitch"]) == (
         entry["gpus"], entry["efa_interfaces"], entry["nvswitch"]
     )  # fmt: skip
     assert all(h["private_ip"].startswith("10.42.") and h["public_ip"] for h in hosts)
-    assert all(h["gpu_expected_count"] == 0 for h in hosts[1:])
-    assert example.outputs["estimated_usd_per_hour"] == pytest.approx(entry["usd_per_hour"])
-    assert f"${entry['usd_per_hour']:,.2f}/h on demand in us-east-1" in example.outputs["cost"]
+    assert all(h["gpu_expected_count"] == entry["gpus"] for h in hosts[:nodes])
+    assert all(h["gpu_expected_count"] == 0 for h in hosts[nodes:])
+    assert example.outputs["estimated_usd_per_hour"] == pytest.approx(entry["usd_per_hour"] * nodes)
+    assert f"${entry['usd_per_hour'] * nodes:,.2f}/h on demand in us-east-1" in example.outputs["cost"]
     serving = example.outputs["serving"]
     assert (
         serving["tensor_parallel_size"] * serving["pipeline_parallel_size"]

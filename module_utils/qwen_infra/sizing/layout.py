@@ -121,6 +121,26 @@ def divisibility_problems(arch: Architecture, plan: Plan) -> list[str]:
     return problems
 
 
+def context_problems(arch: Architecture, plan: Plan) -> list[str]:
+    """A context longer than the model's positions: vLLM refuses it without RoPE scaling."""
+    if plan.max_model_len is None or plan.max_model_len <= arch.max_model_len_limit:
+        return []
+    scaling = (
+        f"its RoPE scaling allows {arch.max_model_len_limit}"
+        if arch.rope_scaling_factor
+        else "set RoPE scaling (YaRN) in the model's config.json to go further"
+    )
+    return [
+        f"--max-model-len {plan.max_model_len} exceeds the model's {arch.max_model_len_limit} positions "
+        f"(max_position_embeddings {arch.max_position_embeddings}; {scaling})"
+    ]
+
+
+def shape_problems(arch: Architecture, plan: Plan) -> list[str]:
+    """Everything wrong with a plan that needs no GPU memory to see: divisibility and context length."""
+    return divisibility_problems(arch, plan) + context_problems(arch, plan)
+
+
 def _mlp_split_problems(arch: Architecture, plan: Plan) -> list[str]:
     tp = plan.tensor_parallel_size
     unit = arch.quantization.split_unit()

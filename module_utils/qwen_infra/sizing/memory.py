@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from ..units import GIB
 from .architecture import Architecture
 from .devices import Device, default_batch_budget
-from .layout import Plan, divisibility_problems, pp_layer_ranges, validate_plan
+from .layout import Plan, pp_layer_ranges, shape_problems, validate_plan
 from .vllm_rules import (
     CUDA_CONTEXT_BYTES,
     CUDAGRAPH_BYTES_PER_CAPTURE,
@@ -191,7 +191,7 @@ def size(
         max_num_batched_tokens=plan.max_num_batched_tokens or default_tokens,
         max_num_seqs=plan.max_num_seqs or default_seqs,
     )
-    problems = divisibility_problems(arch, plan)
+    problems = shape_problems(arch, plan)
     inventory = tensors if tensors is not None else model_tensors(arch)
     weights = weights_per_stage(arch, inventory, plan)
     spans = pp_layer_ranges(arch.num_layers, plan.pipeline_parallel_size)
@@ -206,7 +206,9 @@ def size(
     # One block is held back (the KV manager's null block), so one request can use one block less.
     longest = min(max(0, num_blocks - 1) * plan.block_size, arch.max_model_len_limit)
 
-    problems += _memory_problems(arch, device, plan, stages, longest)
+    # With a shape vLLM refuses, the memory arithmetic answers a question nobody asked: say the shape.
+    if not problems:
+        problems += _memory_problems(arch, device, plan, stages, longest)
     fits = not problems
 
     weights_rank = max(s.weights for s in stages)
@@ -287,10 +289,5 @@ def _memory_problems(
             f"one request of --max-model-len {max_len} needs {needed / GIB:.2f} GiB of KV cache per GPU "
             "but only "
             f"{limiting.available_kv / GIB:.2f} GiB is available (room for {longest} tokens)"
-        )
-    if max_len > arch.max_model_len_limit:
-        problems.append(
-            f"--max-model-len {max_len} exceeds the model's max_position_embeddings "
-            f"({arch.max_position_embeddings}): set RoPE scaling (YaRN) in the model config, or lower it"
         )
     return problems

@@ -23,18 +23,23 @@ def _valid_tp_sizes(arch: Architecture, plan: Plan) -> list[int]:
 def suggest_fixes(
     arch: Architecture, device: Device, plan: Plan, tensors: list[Tensor] | None, longest: int
 ) -> list[str]:
-    """Re-size with the usual fixes and name those that make the plan fit."""
+    """Try each single change and name those that make the plan fit: the largest context, the nearest
+    tensor-parallel size that divides the model, expert parallelism, an FP8 KV cache, quantized weights,
+    a higher utilisation. "No single change fits" only when none of them does."""
 
     def fits(candidate_arch: Architecture, candidate: Plan, inventory: list[Tensor] | None = tensors) -> bool:
         return size(candidate_arch, device, candidate, inventory).fits
 
     fixes = []
     base = replace(plan, gpus_available=None)
-    if 0 < longest < (plan.max_model_len or 0) and fits(arch, replace(base, max_model_len=longest)):
-        fixes.append(f"lower --max-model-len to {longest}")
-    for tp in _valid_tp_sizes(arch, base):
-        if tp > plan.tensor_parallel_size and fits(arch, replace(base, tensor_parallel_size=tp)):
-            fixes.append(f"raise --tensor-parallel-size to {tp} ({tp * plan.pipeline_parallel_size} GPUs)")
+    context = _longest_context_that_fits(arch, device, base, tensors, longest)
+    if context:
+        fixes.append(f"lower --max-model-len to {context}")
+    tp_now, others = plan.tensor_parallel_size, plan.pipeline_parallel_size * plan.data_parallel_size
+    for tp in sorted(_valid_tp_sizes(arch, base), key=lambda tp: (abs(tp - tp_now), tp)):
+        if tp != tp_now and fits(arch, replace(base, tensor_parallel_size=tp)):
+            verb = "raise" if tp > tp_now else "lower"
+            fixes.append(f"{verb} --tensor-parallel-size to {tp} ({tp * others} GPUs)")
             break
     if (
         arch.is_moe
@@ -57,6 +62,22 @@ def suggest_fixes(
             "no single change fits: combine the fixes above or use a larger GPU (see qwen-infra recommend)"
         )
     return ["fix: " + fix for fix in fixes]
+
+
+def _longest_context_that_fits(
+    arch: Architecture, device: Device, plan: Plan, tensors: list[Tensor] | None, longest: int
+) -> int | None:
+    """The largest --max-model-len below the one asked for that fits this layout, or None."""
+    wanted = plan.max_model_len or arch.max_model_len_limit
+    capped = min(wanted, arch.max_model_len_limit)
+    if capped < wanted:  # beyond the model's positions: the longest the model and the memory allow
+        at_limit = size(arch, device, replace(plan, max_model_len=capped), tensors)
+        if at_limit.fits:
+            return capped
+        longest = at_limit.max_model_len_that_fits
+    if 0 < longest < wanted and size(arch, device, replace(plan, max_model_len=longest), tensors).fits:
+        return longest
+    return None
 
 
 def size_with_fixes(
