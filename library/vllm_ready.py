@@ -11,6 +11,8 @@ description:
   - Polls C(/v1/models) until the served model is listed, then asks for a one-token completion.
   - Watches the systemd unit while waiting, so a server that crashes (and is restarted by systemd) or
     fails fails this task at once instead of at the end of a long timeout.
+  - On failure the message shows this start's log only (the unit's invocation that was running when the
+    wait began, from the journal), vLLM's own error lines first, then its last lines.
   - Read-only; it changes nothing, so check mode only skips the probing.
 options:
   base_url:
@@ -59,6 +61,10 @@ probes:
   description: Number of /v1/models probes sent.
   type: int
   returned: success
+invocation_id:
+  description: The systemd invocation of the unit that was waited for (its journal is in the message).
+  type: str
+  returned: always
 """
 
 import json
@@ -90,11 +96,30 @@ def http_json(url, api_key, payload=None, timeout=30):
 
 
 def read_unit(module, unit):
-    command = ["systemctl", "show", "-p", "ActiveState", "-p", "Result", "-p", "NRestarts", unit]
+    command = [
+        "systemctl",
+        "show",
+        "-p",
+        "ActiveState",
+        "-p",
+        "Result",
+        "-p",
+        "NRestarts",
+        "-p",
+        "InvocationID",
+        unit,
+    ]
     rc, out, err = module.run_command(command)
     if rc != 0:
         module.fail_json(msg=f"cannot read the state of {unit}: {err.strip()}")
     return service_readiness.parse_systemctl_show(out)
+
+
+def journal_of(module, unit, invocation):
+    """The log lines of one invocation of the unit (its whole journal when the invocation is unknown)."""
+    selector = [f"_SYSTEMD_INVOCATION_ID={invocation}"] if invocation else ["--unit", unit, "--lines", "200"]
+    rc, out, _ = module.run_command(["journalctl", *selector, "--no-pager", "--output", "cat"])
+    return out.splitlines() if rc == 0 else []
 
 
 def main():
@@ -114,17 +139,27 @@ def main():
         module.exit_json(changed=False, skipped=True, msg="probing skipped in check mode")
 
     started = time.monotonic()
-    restarts_at_start = int(read_unit(module, params["unit"]).get("NRestarts", "0") or 0)
+    unit_at_start = read_unit(module, params["unit"])
+    restarts_at_start = int(unit_at_start.get("NRestarts", "0") or 0)
+    invocation = unit_at_start.get("InvocationID", "")
+
+    def fail(reason, probes):
+        """Fail with this start's log: the invocation that was running when the wait began."""
+        lines = journal_of(module, params["unit"], invocation)
+        module.fail_json(
+            msg=service_readiness.failure_report(reason, lines), probes=probes, invocation_id=invocation
+        )
+
     probes, reason = 0, "no probe sent"
     while time.monotonic() - started < params["timeout"]:
         verdict, reason = service_readiness.unit_verdict(read_unit(module, params["unit"]), restarts_at_start)
         if verdict == service_readiness.FAILED:
-            module.fail_json(msg=f"{params['unit']}: {reason}", probes=probes)
+            fail(f"{params['unit']}: {reason}", probes)
         probes += 1
         status, body = http_json(f"{params['base_url']}/v1/models", params["api_key"])
         verdict, reason = service_readiness.models_verdict(status, body, params["model"])
         if verdict == service_readiness.FAILED:
-            module.fail_json(msg=reason, probes=probes)
+            fail(reason, probes)
         if verdict == service_readiness.READY:
             status, body = http_json(
                 f"{params['base_url']}/v1/completions",
@@ -134,10 +169,15 @@ def main():
             )
             verdict, reason = service_readiness.completion_verdict(status, body)
             if verdict == service_readiness.FAILED:
-                module.fail_json(msg=reason, probes=probes)
-            module.exit_json(changed=False, elapsed_s=round(time.monotonic() - started, 1), probes=probes)
+                fail(reason, probes)
+            module.exit_json(
+                changed=False,
+                elapsed_s=round(time.monotonic() - started, 1),
+                probes=probes,
+                invocation_id=invocation,
+            )
         time.sleep(params["interval"])
-    module.fail_json(msg=f"not ready after {params['timeout']} s (last: {reason})", probes=probes)
+    fail(f"not ready after {params['timeout']} s (last: {reason})", probes)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ Pure functions, no Ansible imports: used by library/vllm_ready.py and unit-teste
 
 from __future__ import annotations
 
+import re
+
 READY = "ready"
 WAIT = "wait"
 FAILED = "failed"
@@ -51,3 +53,31 @@ def completion_verdict(status: int | None, body: object) -> tuple[str, str]:
     if len(choices) != 1:
         return FAILED, f"the one-token completion returned {len(choices)} choices"
     return READY, "completion answered"
+
+
+# vLLM's own error records ("ERROR 12-02 10:00:00 [core.py:708] ...", maybe behind a process prefix such
+# as "(EngineCore_DP0 pid=42) ") and the last line of a Python traceback ("ValueError: ...").
+_VLLM_ERROR = re.compile(r"(^|\) )ERROR \d")
+_EXCEPTION = re.compile(
+    r"^(?:\(\S+ pid=\d+\) )?(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception)(?::.*)?$"
+)
+
+
+def error_lines(lines: list[str], limit: int = 8) -> list[str]:
+    """The lines of one start's log that say why it failed: vLLM's ERROR records and exception lines,
+    in order, repeats dropped, the last `limit` of them."""
+    picked: list[str] = []
+    for line in lines:
+        text = line.rstrip()
+        if (_VLLM_ERROR.search(text) or _EXCEPTION.match(text)) and text not in picked:
+            picked.append(text)
+    return picked[-limit:]
+
+
+def failure_report(reason: str, lines: list[str], tail: int = 40) -> str:
+    """What a failed start shows: the reason, vLLM's error lines first, then the end of this start's log."""
+    errors = error_lines(lines)
+    parts = [reason]
+    parts.append("Error lines of this start:\n" + ("\n".join(errors) if errors else "(none)"))
+    parts.append("Last lines of this start:\n" + ("\n".join(lines[-tail:]) if lines else "(no output)"))
+    return "\n".join(parts)

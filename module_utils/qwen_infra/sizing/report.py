@@ -9,7 +9,7 @@ from ..units import GIB
 from .architecture import Architecture
 from .devices import Device, device_for
 from .errors import SizingError
-from .layout import Plan
+from .layout import Plan, shape_problems
 from .suggest import size_with_fixes
 from .weights import Tensor
 
@@ -36,7 +36,7 @@ def check_host(
     nvidia_smi.parse_nvidia_smi_xml returns them) or on `gpu_memory_bytes` per GPU when given.
 
     The smallest of the GPUs the plan uses decides, since vLLM takes the minimum over ranks."""
-    world = plan.world_size
+    world = plan.gpus
     if gpu_memory_bytes is not None:
         if gpu_memory_bytes <= 0:
             raise SizingError(f"gpu_memory_bytes must be positive, not {gpu_memory_bytes}")
@@ -71,6 +71,8 @@ def check_host(
             f"{result.kv_cache_tokens:,} KV tokens, {result.max_concurrency:g}x concurrency at "
             f"{result.max_model_len:,} tokens"
         )
+    elif shape_problems(arch, plan):  # the layout itself, not the memory, is what vLLM refuses
+        facts["msg"] = f"{arch.name} cannot be served with these settings: " + "; ".join(result.problems)
     else:
         facts["msg"] = (
             f"{arch.name} does not fit {world} x {device.name} ({device.usable_gib:.2f} GiB usable): "
