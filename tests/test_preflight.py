@@ -4,6 +4,7 @@ host, GPU or not; the cause comes first; the suggested fixes are true (re-sized 
 import re
 
 import pytest
+from qwen_infra import lab_model
 from qwen_infra.catalogs.gpus import GPUS
 from qwen_infra.nvidia_smi import parse_nvidia_smi_xml
 from qwen_infra.preflight import check_server, in_role_terms
@@ -146,3 +147,20 @@ def test_messages_name_the_role_variables():
     assert in_role_terms("lower --max-model-len to 4096; add --enable-expert-parallel; --foo stays") == (
         "lower vllm_max_model_len to 4096; add vllm_enable_expert_parallel; --foo stays"
     )
+
+
+@pytest.mark.parametrize(
+    ("settings", "ours", "vllms"),
+    [
+        ({"max_model_len": 8192}, "--max-model-len 8192 exceeds the model's 4096 positions",
+         "cpu-0.32.0-max-model-len-8192.log"),
+        ({"tensor_parallel_size": 3}, "num_attention_heads (2) is not divisible by --tensor-parallel-size 3",
+         "cpu-0.32.0-tensor-parallel-3.log"),
+    ],
+)  # fmt: skip
+def test_what_the_preflight_refuses_on_a_cpu_host_vllm_refuses_too(settings, ours, vllms):
+    """The lab model's shape (qwen_infra.lab_model); vLLM's own refusals captured from its CPU build."""
+    arch = architecture_from_config({**lab_model.ARCH, "model_type": "qwen3"}, name="qwen3-tiny")
+    verdict = check_server(arch, server(**settings))
+    assert ours in verdict["msg"]
+    assert "Value error" in (REPO / "tests" / "fixtures" / "vllm" / vllms).read_text()

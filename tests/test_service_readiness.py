@@ -3,6 +3,8 @@
 import pytest
 from qwen_infra import service_readiness as ready
 
+from tests.paths import REPO
+
 SHOW_OUTPUT = "ActiveState=active\nResult=success\nNRestarts=0\n"
 
 
@@ -54,3 +56,41 @@ def test_models_verdict(status, body, verdict, words):
 )
 def test_completion_verdict(status, body, verdict):
     assert ready.completion_verdict(status, body)[0] == verdict
+
+
+VLLM_FAILURES = REPO / "tests" / "fixtures" / "vllm"
+
+
+@pytest.mark.parametrize(
+    ("log", "cause"),
+    [
+        (
+            "cpu-0.32.0-max-model-len-8192.log",
+            "User-specified max_model_len (8192) is greater than the derived",
+        ),
+        (
+            "cpu-0.32.0-tensor-parallel-3.log",
+            "Total number of attention heads (2) must be divisible by tensor",
+        ),
+    ],
+)
+def test_a_real_failed_start_is_explained_by_vllms_own_lines_first(log, cause):
+    lines = (VLLM_FAILURES / log).read_text().splitlines()
+    errors = ready.error_lines(lines)
+    assert errors[0].startswith("pydantic_core._pydantic_core.ValidationError: 1 validation error")
+    assert cause in errors[1]
+    assert not any("WARNING" in line or line.lstrip().startswith("File ") for line in errors)
+    report = ready.failure_report("the unit failed (exit-code)", lines).splitlines()
+    assert report[0] == "the unit failed (exit-code)"
+    assert report.index("Error lines of this start:") < report.index("Last lines of this start:")
+    assert cause in "\n".join(report[: report.index("Last lines of this start:")])
+
+
+def test_vllm_error_records_behind_a_process_prefix_are_picked():
+    lines = [
+        "(EngineCore_DP0 pid=42) INFO 12-02 10:00:00 [core.py:90] starting",
+        "(EngineCore_DP0 pid=42) ERROR 12-02 10:00:01 [core.py:708] EngineCore failed to start.",
+        "(EngineCore_DP0 pid=42) ERROR 12-02 10:00:01 [core.py:708] EngineCore failed to start.",
+        "ValueError: To serve at least one request with the model's max seq len (40960), 10.00 GiB KV cache",
+    ]
+    assert ready.error_lines(lines) == [lines[1], lines[3]]

@@ -58,19 +58,25 @@ def completion_verdict(status: int | None, body: object) -> tuple[str, str]:
 # vLLM's own error records ("ERROR 12-02 10:00:00 [core.py:708] ...", maybe behind a process prefix such
 # as "(EngineCore_DP0 pid=42) ") and the last line of a Python traceback ("ValueError: ...").
 _VLLM_ERROR = re.compile(r"(^|\) )ERROR \d")
+# Indented lines under an exception that are not its detail: traceback frames and pydantic's link.
+_NOT_DETAIL = ("File ", "For further information", "^")
 _EXCEPTION = re.compile(
     r"^(?:\(\S+ pid=\d+\) )?(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception)(?::.*)?$"
 )
 
 
 def error_lines(lines: list[str], limit: int = 8) -> list[str]:
-    """The lines of one start's log that say why it failed: vLLM's ERROR records and exception lines,
-    in order, repeats dropped, the last `limit` of them."""
+    """The lines of one start's log that say why it failed: vLLM's ERROR records and exception lines
+    with the indented detail under them (pydantic's "Value error, ..."), in order, repeats dropped, the
+    last `limit` of them."""
     picked: list[str] = []
+    in_exception = False
     for line in lines:
         text = line.rstrip()
-        if (_VLLM_ERROR.search(text) or _EXCEPTION.match(text)) and text not in picked:
+        detail = in_exception and text[:1].isspace() and not text.lstrip().startswith(_NOT_DETAIL)
+        if (_VLLM_ERROR.search(text) or _EXCEPTION.match(text) or detail) and text not in picked:
             picked.append(text)
+        in_exception = bool(_EXCEPTION.match(text)) or detail
     return picked[-limit:]
 
 
