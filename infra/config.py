@@ -17,13 +17,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from qwen_infra.catalogs import aws_instances
 from qwen_infra.sizing.devices import gpu_from_catalog
 from qwen_infra.sizing.errors import SizingError
+from qwen_infra.sizing.vllm_rules import KV_CACHE_DTYPES
 
 PROJECT = "qwen-infra"
 REGION_KEY = "aws:region"
 DLAMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 
 PRECISIONS = ("auto", "bf16", "fp8", "awq", "gptq")
-KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")  # the vllm role accepts these
 ACCESS_MODES = ("ssm", "ssh")
 MAX_NODES_LIMIT = 16
 MIN_ROOT_VOLUME_GIB = 100  # the Deep Learning AMI alone takes about 75 GB

@@ -137,3 +137,8 @@ def test_the_fixture_gpus_have_rules():
             1
         )
         assert architecture in load_matrix()["gpu_architectures"], xml
+
+
+def test_the_default_stack_is_one_of_the_matrix_stacks():
+    matrix = yaml.safe_load(MATRIX_FILE.read_text())["_nvidia_driver_matrix"]
+    assert matrix["default_stack"] in matrix["stacks"]

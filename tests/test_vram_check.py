@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 from qwen_infra import nvidia_smi
+from qwen_infra.server import FIELD_NAMES
 from qwen_infra.sizing.architecture import Architecture, resolve_model
 from qwen_infra.sizing.errors import SizingError
 from qwen_infra.sizing.layout import Plan
 from qwen_infra.sizing.report import check_host, not_checked
-from qwen_infra.sizing.vllm_rules import DEFAULT_GPU_MEMORY_UTILIZATION
 
 from tests.paths import REPO
 
@@ -123,7 +123,9 @@ def test_documentation_matches_argument_spec():
         assert docs[name].get("required", False) == option.get("required", False), name
 
 
-def test_module_defaults_match_the_engine():
+def test_the_module_takes_the_server_description_whole():
+    """Server settings (and their defaults) live in qwen_infra.server only, never again as options."""
     spec = argument_spec()
-    assert spec["gpu_memory_utilization"]["default"] == DEFAULT_GPU_MEMORY_UTILIZATION
+    assert spec["server"] == {"type": "dict", "required": True}
+    assert not set(spec) & set(FIELD_NAMES)
     assert "supports_check_mode=True" in MODULE.read_text()

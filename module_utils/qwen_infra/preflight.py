@@ -16,13 +16,14 @@ from .sizing.architecture import Architecture, with_quantization
 from .sizing.devices import Device
 from .sizing.errors import SizingError
 from .sizing.layout import shape_problems
-from .sizing.report import check_host
+from .sizing.report import check_host, not_checked
 from .sizing.suggest import suggest_fixes
+from .sizing.vllm_rules import QUANTIZATIONS
 from .sizing.weights import Tensor
 
 # GPU generations (nvidia-smi's product_architecture) before Ampere: no bf16, no FP8 or Marlin kernels.
 PRE_AMPERE = ("Kepler", "Maxwell", "Pascal", "Volta", "Turing")
-_MARLIN = ("awq_marlin", "gptq_marlin")
+_MARLIN = tuple(name for name in QUANTIZATIONS if name.endswith("_marlin"))
 
 
 def quantization_problems(arch: Architecture, server: ServerConfig) -> list[str]:
@@ -93,13 +94,11 @@ def check_server(
         if shape:
             return _refused(sized, shape + _shape_fixes(sized, plan, tensors), memory_checked=False)
         return {
-            "checked": False,
+            **not_checked(
+                f"{sized.name}: the model's shape allows this server's settings; GPU memory not checked "
+                "(no NVIDIA GPU here and no vllm_vram_check_gpu_memory_bytes)"
+            ),
             "shape_checked": True,
-            "fits": None,
-            "problems": [],
-            "gpus": [],
-            "msg": f"{sized.name}: the model's shape allows this server's settings; GPU memory not checked "
-            "(no NVIDIA GPU here and no vllm_vram_check_gpu_memory_bytes)",
         }
     result = check_host(sized, plan, gpus=gpus, tensors=tensors, gpu_memory_bytes=gpu_memory_bytes)
     result["shape_checked"] = True
