@@ -15,12 +15,18 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 
 from qwen_infra.catalogs import aws_instances
+from qwen_infra.names import nearest_name
 from qwen_infra.sizing.devices import gpu_from_catalog
 from qwen_infra.sizing.errors import SizingError
 from qwen_infra.sizing.vllm_rules import KV_CACHE_DTYPES
 
 PROJECT = "qwen-infra"
 REGION_KEY = "aws:region"
+# Providers the program uses: their configuration namespaces are theirs to check.
+PROVIDERS = ("aws",)
+# The widest public network an admin port (SSH, the API port) may be opened to without
+# allowWideAdminCidr: a /16 is 65,536 addresses, far more than any admin or client network needs.
+WIDEST_PUBLIC_ADMIN_PREFIX = {4: 16, 6: 48}
 DLAMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 
 PRECISIONS = ("auto", "bf16", "fp8", "awq", "gptq")
@@ -63,6 +69,7 @@ class StackConfig:
     # Who may reach it.
     access: str = "ssm"
     admin_cidr: str = ""
+    allow_wide_admin_cidr: bool = False
     api_port: int = 8000
     api_cidr: str = ""
     load_balancer: bool = True
@@ -143,6 +150,20 @@ _PARSERS = {
 }
 
 
+def _unknown_key_problem(key: str) -> str:
+    """A key that is neither the project's nor a provider's, with the one it probably meant."""
+    namespace, _, name = key.rpartition(":")
+    if namespace in ("", PROJECT):
+        reason = "no such key"
+    else:
+        providers = ", ".join(PROVIDERS)
+        reason = f"namespace {namespace!r} is neither {PROJECT} nor a provider it uses ({providers})"
+    guess = nearest_name(name, KEYS)
+    hint = f"; did you mean {PROJECT}:{guess}?" if guess else ""
+    spelled = key if namespace else f"{PROJECT}:{key}"
+    return f"unknown config key {spelled} ({reason}){hint} Documented keys are in infra/Pulumi.yaml."
+
+
 def _coerce(key: str, kind: str, value: object, problems: list[str]) -> object:
     parse, expected = _PARSERS[kind]
     try:
@@ -156,9 +177,11 @@ def load(values: Mapping[str, object]) -> StackConfig:
     """Build and validate a StackConfig from config values keyed `key` or `qwen-infra:key`."""
     problems: list[str] = []
     bare = {key.removeprefix(f"{PROJECT}:"): value for key, value in values.items() if value is not None}
-    for key in sorted(bare):
-        if key not in KEYS and key != REGION_KEY and ":" not in key:
-            problems.append(f"unknown config key {PROJECT}:{key} (documented keys are in infra/Pulumi.yaml)")
+    problems += [
+        _unknown_key_problem(key)
+        for key in sorted(bare)
+        if key not in KEYS and key.rpartition(":")[0] not in PROVIDERS
+    ]
     parsed: dict[str, object] = {}
     for key, spec in KEYS.items():
         if key in bare:
@@ -178,13 +201,22 @@ def load(values: Mapping[str, object]) -> StackConfig:
     return config
 
 
-def _cidr_problem(key: str, value: str, *, internet_ok: bool = False) -> str | None:
+def _cidr_problem(key: str, value: str, *, internet_ok: bool = False, wide_ok: bool = False) -> str | None:
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:
         return f"{PROJECT}:{key} {value!r} is not a CIDR block (e.g. 203.0.113.0/24)"
-    if network.prefixlen == 0 and not internet_ok:
+    if internet_ok:
+        return None
+    if network.prefixlen == 0:
         return f"{PROJECT}:{key} {value} opens this port to the whole internet: give your own network's CIDR"
+    widest = WIDEST_PUBLIC_ADMIN_PREFIX[network.version]
+    if not wide_ok and not network.is_private and network.prefixlen < widest:
+        return (
+            f"{PROJECT}:{key} {value} opens an admin port to {network.num_addresses:,} public addresses: "
+            f"give your own network's CIDR (/{widest} or narrower), or set {PROJECT}:allowWideAdminCidr "
+            "true if that is really meant"
+        )
     return None
 
 
@@ -247,7 +279,8 @@ def _network_problems(config: StackConfig) -> list[str]:
         problems.append(f"{PROJECT}:access ssh needs adminCidr, the only network SSH is opened to")
     cidrs = [("adminCidr", config.admin_cidr), ("apiCidr", config.api_cidr)]
     cidrs += [("vpcCidr", config.vpc_cidr)] if config.new_vpc else []
-    problems += filter(None, (_cidr_problem(key, value) for key, value in cidrs if value))
+    wide_ok = config.allow_wide_admin_cidr
+    problems += filter(None, (_cidr_problem(key, value, wide_ok=wide_ok) for key, value in cidrs if value))
     # The load balancer's HTTPS listener may be public on purpose; the API port and SSH never are.
     problems += filter(None, (_cidr_problem("clientCidrs", c, internet_ok=True) for c in config.client_cidrs))
     if not 1 <= config.api_port <= 65535 or config.api_port == 22:

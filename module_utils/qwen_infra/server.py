@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
+from .names import nearest_name
 from .sizing.layout import Plan
 from .sizing.vllm_rules import (
     BLOCK_SIZES,
@@ -181,26 +182,6 @@ def _coerce(name: str, annotation: str, raw: object):
 def _nearest_hint(name: str) -> str:
     nearest = nearest_name(name, FIELD_NAMES)
     return f" (did you mean {nearest}?)" if nearest else ""
-
-
-def nearest_name(name: str, known) -> str | None:
-    """The known name closest to a misspelt one (edit distance at most a third of its length)."""
-    best, best_distance = None, max(2, len(name) // 3) + 1
-    for candidate in known:
-        distance = _edit_distance(name, candidate)
-        if distance < best_distance:
-            best, best_distance = candidate, distance
-    return best
-
-
-def _edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
 
 
 def _choice_problem(name: str, value, choices) -> list[str]:

@@ -64,7 +64,11 @@ def test_missing_required_keys_are_all_named():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"qwen-infra:modle": "x"}, "unknown config key qwen-infra:modle"),
+        ({"qwen-infra:modle": "x"}, "unknown config key qwen-infra:modle [(]no such key[)]; did you mean"),
+        ({"qwen_infra:maxModelLen": "4096"}, "namespace 'qwen_infra' is neither qwen-infra nor a provider"),
+        ({"qwen_infra:maxModelLen": "4096"}, "did you mean qwen-infra:maxModelLen[?]"),
+        ({"qwen-infra:adminCidr": "52.0.0.0/15"}, "opens an admin port to 131,072 public addresses"),
+        ({"qwen-infra:apiCidr": "2600:1f00::/32"}, "give your own network's CIDR [(]/48 or narrower"),
         ({"qwen-infra:concurrency": "many"}, "qwen-infra:concurrency must be an integer"),
         ({"qwen-infra:access": "ssh"}, "access ssh needs adminCidr"),
         ({"qwen-infra:access": "ssh", "qwen-infra:adminCidr": "0.0.0.0/0"}, "whole internet"),
@@ -98,3 +102,16 @@ def test_precision_maps_to_the_engine_flag():
     assert config.load(BASE).quantization_flag is None
     assert config.load({**BASE, "qwen-infra:precision": "bf16"}).quantization_flag == "none"
     assert config.load({**BASE, "qwen-infra:precision": "fp8"}).quantization_flag == "fp8"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"qwen-infra:adminCidr": "10.0.0.0/8"},  # private: the operator's own network, however wide
+        {"qwen-infra:adminCidr": "203.0.113.0/24"},
+        {"qwen-infra:adminCidr": "52.0.0.0/15", "qwen-infra:allowWideAdminCidr": "true"},
+        {"aws:profile": "ops"},  # the aws provider's own keys are its to check
+    ],
+)
+def test_deliberate_networks_and_provider_keys_are_accepted(values):
+    assert config.load({**BASE, **values})
