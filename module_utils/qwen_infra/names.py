@@ -24,3 +24,15 @@ def _edit_distance(a: str, b: str) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
         previous = current
     return previous[-1]
+
+
+def unknown_variables(names: Iterable[str], options_by_role: dict[str, Iterable[str]]) -> list[dict]:
+    """Variables named like a role's (its name and "_" as prefix) that its argument specs do not know,
+    each with the nearest known option. Internal names (leading "_") are the roles' own business."""
+    found = []
+    for name in sorted(names):
+        for role, options in options_by_role.items():
+            known = set(options)
+            if name.startswith(f"{role}_") and name not in known:
+                found.append({"variable": name, "role": role, "nearest": nearest_name(name, known)})
+    return found
