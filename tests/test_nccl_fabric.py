@@ -165,3 +165,24 @@ def test_templates_write_one_key_value_line_per_setting(template, part):
         lines = [line for line in text.splitlines() if line and not line.startswith("#")]
         assert dict(line.split("=", 1) for line in lines) == result[part]
         assert not any(line.startswith(LEGACY_EFA) for line in lines)
+
+
+def test_named_hcas_must_be_active_and_of_the_profiles_link_layer(rdma_devices):
+    assert filters.unusable_hcas(["mlx5_0:1"], rdma_devices, "infiniband") == []
+    assert filters.unusable_hcas(["mlx5_2:1"], rdma_devices, "roce") == []
+    assert filters.unusable_hcas(["mlx5_1"], rdma_devices, "infiniband") == ["mlx5_1:1 is DOWN, not ACTIVE"]
+    assert filters.unusable_hcas(["mlx5_0:1", "mlx5_2"], rdma_devices, "roce") == [
+        "mlx5_0:1 runs InfiniBand, but the roce profile needs Ethernet"
+    ]
+    assert filters.unusable_hcas(["mlx5_2:1"], rdma_devices, "infiniband") == [
+        "mlx5_2:1 runs Ethernet, but the infiniband profile needs InfiniBand"
+    ]
+    assert filters.unusable_hcas(["mlx5_9:1"], rdma_devices, "infiniband") == []  # missing_hcas names it
+
+
+def test_messages_list_the_ports_and_their_states(rdma_devices):
+    assert filters.port_listing(rdma_devices) == (
+        "mlx5_0:1 ACTIVE InfiniBand, mlx5_1:1 DOWN InfiniBand, mlx5_2:1 ACTIVE Ethernet, "
+        "rdmap16s27:1 ACTIVE Unspecified"
+    )
+    assert filters.port_listing([]) == "no RDMA port"

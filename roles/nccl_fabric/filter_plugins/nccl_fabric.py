@@ -31,6 +31,45 @@ def missing_hcas(requested: list[str], rdma_devices: list[dict]) -> list[str]:
     return missing
 
 
+# The link layer each RDMA profile runs over (sysfs ports/N/link_layer).
+LINK_LAYER = {"infiniband": "InfiniBand", "roce": "Ethernet"}
+
+
+def port_listing(rdma_devices: list[dict]) -> str:
+    """'mlx5_0:1 ACTIVE InfiniBand, mlx5_1:1 DOWN InfiniBand' (what the host has, for messages)."""
+    ports = [
+        f"{device['name']}:{port['port']} {port['state'] or 'no state'} {port['link_layer'] or 'no layer'}"
+        for device in rdma_devices
+        for port in device["ports"]
+    ]
+    return ", ".join(ports) or "no RDMA port"
+
+
+def unusable_hcas(requested: list[str], rdma_devices: list[dict], profile: str) -> list[str]:
+    """Why NCCL_IB_HCA entries that exist cannot carry the profile: a port that is not ACTIVE, or one
+    whose link layer is not the profile's (RoCE on an InfiniBand port and the reverse)."""
+    wanted_layer = LINK_LAYER.get(profile)
+    by_name = {device["name"]: device for device in rdma_devices}
+    problems = []
+    for entry in requested:
+        name, _, number = str(entry).partition(":")
+        device = by_name.get(name)
+        if device is None:
+            continue  # missing_hcas names it
+        for port in device["ports"]:
+            if number and str(port["port"]) != number:
+                continue
+            label = f"{name}:{port['port']}"
+            if port["state"] != "ACTIVE":
+                problems.append(f"{label} is {port['state'] or 'in no state'}, not ACTIVE")
+            if wanted_layer and port["link_layer"] != wanted_layer:
+                problems.append(
+                    f"{label} runs {port['link_layer'] or 'no link layer'}, but the {profile} profile needs "
+                    f"{wanted_layer}"
+                )
+    return problems
+
+
 def fabric_settings(
     profile: str,
     hcas: list[str],
@@ -67,11 +106,14 @@ def fabric_settings(
 
 
 class FilterModule:
-    """nccl_fabric_hca_ports, nccl_fabric_missing_hcas, nccl_fabric_settings."""
+    """nccl_fabric_hca_ports, nccl_fabric_missing_hcas, nccl_fabric_unusable_hcas, nccl_fabric_port_listing,
+    nccl_fabric_settings."""
 
     def filters(self):
         return {
             "nccl_fabric_hca_ports": hca_ports,
             "nccl_fabric_missing_hcas": missing_hcas,
+            "nccl_fabric_unusable_hcas": unusable_hcas,
+            "nccl_fabric_port_listing": port_listing,
             "nccl_fabric_settings": fabric_settings,
         }

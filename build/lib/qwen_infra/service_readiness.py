@@ -1,0 +1,89 @@
+"""Decide, probe by probe, whether a freshly (re)started model server is ready, still loading, or dead.
+
+Pure functions, no Ansible imports: used by library/vllm_ready.py and unit-tested in tests/.
+"""
+
+from __future__ import annotations
+
+import re
+
+READY = "ready"
+WAIT = "wait"
+FAILED = "failed"
+
+
+def parse_systemctl_show(text: str) -> dict[str, str]:
+    """`systemctl show -p A -p B UNIT` prints KEY=VALUE lines."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def unit_verdict(unit: dict[str, str], restarts_at_start: int) -> tuple[str, str]:
+    """A unit that failed or was restarted by systemd while we waited will not become ready by waiting."""
+    state = unit.get("ActiveState", "")
+    if state == "failed":
+        return FAILED, f"the unit failed ({unit.get('Result', 'unknown result')})"
+    if state in ("inactive", "deactivating"):
+        return FAILED, f"the unit is {state}"
+    restarts = int(unit.get("NRestarts", "0") or 0)
+    if restarts > restarts_at_start:
+        return FAILED, f"the server crashed and systemd restarted it ({restarts - restarts_at_start} times)"
+    return WAIT, f"the unit is {state or 'in an unknown state'}"
+
+
+def models_verdict(status: int | None, body: object, model: str) -> tuple[str, str]:
+    """/v1/models must answer 200 and list the served model."""
+    if status is None:
+        return WAIT, "no answer yet"
+    if status == 401:
+        return FAILED, "the server refused the API key (401): the key in the environment file differs"
+    if status != 200:
+        return WAIT, f"HTTP {status}"
+    served = [item.get("id") for item in (body or {}).get("data", []) if isinstance(item, dict)]
+    if model not in served:
+        return FAILED, f"the server answers but serves {served}, not {model!r}"
+    return READY, "model listed"
+
+
+def completion_verdict(status: int | None, body: object) -> tuple[str, str]:
+    """A one-token completion proves the engine runs, not just the HTTP front end."""
+    if status != 200:
+        return FAILED, f"the one-token completion answered HTTP {status}"
+    choices = (body or {}).get("choices", []) if isinstance(body, dict) else []
+    if len(choices) != 1:
+        return FAILED, f"the one-token completion returned {len(choices)} choices"
+    return READY, "completion answered"
+
+
+# vLLM's own error records ("ERROR 12-02 10:00:00 [core.py:708] ...", maybe behind a process prefix such
+# as "(EngineCore_DP0 pid=42) ") and the last line of a Python traceback ("ValueError: ...").
+_VLLM_ERROR = re.compile(r"(^|\) )ERROR \d")
+# Indented lines under an exception that are not its detail: traceback frames and pydantic's link.
+_NOT_DETAIL = ("File ", "For further information", "^")
+_EXCEPTION = re.compile(
+    r"^(?:\(\S+ pid=\d+\) )?(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception)(?::.*)?$"
+)
+
+
+def error_lines(lines: list[str], limit: int = 8) -> list[str]:
+    """The lines of one start's log that say why it failed: vLLM's ERROR records and exception lines
+    with the indented detail under them (pydantic's "Value error, ..."), in order, repeats dropped, the
+    last `limit` of them."""
+    picked: list[str] = []
+    in_exception = False
+    for line in lines:
+        text = line.rstrip()
+        detail = in_exception and text[:1].isspace() and not text.lstrip().startswith(_NOT_DETAIL)
+        if (_VLLM_ERROR.search(text) or _EXCEPTION.match(text) or detail) and text not in picked:
+            picked.append(text)
+        in_exception = bool(_EXCEPTION.match(text)) or detail
+    return picked[-limit:]
+
+
+def failure_report(reason: str, lines: list[str], tail: int = 40) -> str:
+    """What a failed start shows: the reason, vLLM's error lines first, then the end of this start's log."""
+    errors = error_lines(lines)
+    parts = [reason]
+    parts.append("Error lines of this start:\n" + ("\n".join(errors) if errors else "(none)"))
+    parts.append("Last lines of this start:\n" + ("\n".join(lines[-tail:]) if lines else "(no output)"))
+    return "\n".join(parts)

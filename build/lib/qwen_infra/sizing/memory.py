@@ -1,0 +1,293 @@
+"""The accounting itself: per pipeline stage, the reservation, weights, profiling peak, non-torch memory,
+CUDA-graph estimate and paged KV cache, as vLLM computes them at start-up; size() and what does not fit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from ..units import GIB
+from .architecture import Architecture
+from .devices import Device, default_batch_budget
+from .layout import Plan, pp_layer_ranges, shape_problems, validate_plan
+from .vllm_rules import (
+    CUDA_CONTEXT_BYTES,
+    CUDAGRAPH_BYTES_PER_CAPTURE,
+    FUSED_MOE_CHUNK_TOKENS,
+    HIDDEN_BUFFERS,
+    MAX_CUDAGRAPH_CAPTURE_SIZE,
+    MLP_BUFFERS,
+    NCCL_COMMUNICATOR_BYTES,
+    NON_TORCH_PROFILE_BYTES,
+    SAMPLER_BYTES_PER_LOGIT,
+    VLLM_VERSION,
+)
+from .weights import Tensor, model_tensors, weights_per_stage
+
+# --- activations, overheads and the KV budget ---------------------------------------------------------
+
+
+def _kv_dtype_bytes(plan: Plan) -> int:
+    return 1 if plan.kv_cache_dtype.startswith("fp8") else 2
+
+
+def kv_bytes_per_token(arch: Architecture, plan: Plan, layers: int) -> int:
+    """KV bytes one token needs on one rank of a stage holding `layers` layers. KV heads are split over
+    the TP ranks and replicated when there are more ranks than heads (max(1, kv_heads // tp))."""
+    heads = max(1, arch.num_kv_heads // plan.tensor_parallel_size)
+    return 2 * layers * heads * arch.head_dim * _kv_dtype_bytes(plan)
+
+
+def forward_bytes_per_token(arch: Architecture, plan: Plan, start: int, end: int) -> tuple[int, int]:
+    """(dense part, MoE part) of the profiling forward pass's peak, per token, on one rank."""
+    tp, act = plan.tensor_parallel_size, 2
+    heads_rank = arch.num_heads // tp if arch.num_heads % tp == 0 else arch.num_heads
+    kv_rank = max(1, arch.num_kv_heads // tp)
+    attention = (2 * heads_rank + 2 * kv_rank) * arch.head_dim  # q, k, v and the attention output
+    dense_layers = [i for i in range(start, end) if i not in arch.moe_layers]
+    mlp = MLP_BUFFERS * arch.intermediate_size // tp if dense_layers else 0
+    dense = act * (HIDDEN_BUFFERS * arch.hidden_size + max(attention, mlp))
+    moe = 0
+    if any(start <= i < end for i in arch.moe_layers):
+        width = (
+            arch.moe_intermediate_size if plan.enable_expert_parallel else arch.moe_intermediate_size // tp
+        )
+        k = arch.num_experts_per_tok
+        # fused_moe's three caches: gate_up out (2 x width), activated (width) and per-expert
+        # outputs (hidden), each per routed copy of the token, plus the fp32 router logits.
+        moe = act * k * (3 * width + arch.hidden_size) + 4 * arch.num_experts
+    return dense, moe
+
+
+def cudagraph_capture_sizes(max_capture: int) -> list[int]:
+    sizes = [s for s in (1, 2, 4) if s <= max_capture]
+    sizes += list(range(8, min(256, max_capture + 1), 8))
+    sizes += list(range(256, max_capture + 1, 16))
+    return sizes
+
+
+@dataclass
+class StageMemory:
+    """Memory of one rank of one pipeline stage, in bytes."""
+
+    stage: int
+    layers: tuple[int, int]
+    weights: int
+    activation_peak: int
+    forward_peak: int
+    sampler_peak: int
+    non_torch: int
+    cudagraph: int
+    reservation: int
+    available_kv: int
+    kv_bytes_per_token: int
+    num_blocks: int
+
+    def as_gib(self) -> dict:
+        gib = lambda b: round(b / GIB, 3)  # noqa: E731 - local formatting helper
+        return {
+            "stage": self.stage,
+            "layers": list(self.layers),
+            "reservation_gib": gib(self.reservation),
+            "weights_gib": gib(self.weights),
+            "activation_peak_gib": gib(self.activation_peak),
+            "forward_peak_gib": gib(self.forward_peak),
+            "sampler_peak_gib": gib(self.sampler_peak),
+            "non_torch_gib": gib(self.non_torch),
+            "cudagraph_gib": gib(self.cudagraph),
+            "available_kv_gib": gib(self.available_kv),
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "num_blocks": self.num_blocks,
+        }
+
+
+@dataclass
+class SizingResult:
+    """The answer, with the contract's keys (as_dict) and the full breakdown."""
+
+    fits: bool
+    weights_gib_per_rank: float
+    kv_cache_gib_per_rank: float
+    kv_cache_tokens: int
+    max_concurrency: float
+    max_model_len: int
+    max_model_len_that_fits: int
+    problems: list[str]
+    breakdown: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "fits": self.fits,
+            "weights_gib_per_rank": self.weights_gib_per_rank,
+            "kv_cache_gib_per_rank": self.kv_cache_gib_per_rank,
+            "kv_cache_tokens": self.kv_cache_tokens,
+            "max_concurrency": self.max_concurrency,
+            "max_model_len": self.max_model_len,
+            "max_model_len_that_fits": self.max_model_len_that_fits,
+            "problems": list(self.problems),
+            "breakdown": self.breakdown,
+        }
+
+
+def _stage_memory(
+    arch: Architecture,
+    plan: Plan,
+    device: Device,
+    *,
+    stage: int,
+    span: tuple[int, int],
+    weights: int,
+    last: bool,
+) -> StageMemory:
+    # size() has filled in the defaults, so these are set.
+    batched, seqs = plan.max_num_batched_tokens or 1, plan.max_num_seqs or 1
+    start, end = span
+    act = 2
+    dense, moe = forward_bytes_per_token(arch, plan, start, end)
+    forward = batched * dense + min(batched, FUSED_MOE_CHUNK_TOKENS) * moe if end > start else 0
+    sampler = 0
+    if last:
+        rows = min(seqs, batched)
+        # The hidden states of the whole batch stay alive while the sampler runs on the last rows.
+        sampler = rows * arch.vocab_size * SAMPLER_BYTES_PER_LOGIT + batched * arch.hidden_size * act
+    peak = max(forward, sampler)
+    graphs = 0
+    if plan.cudagraph_in_budget and not plan.enforce_eager:
+        capture = min(2 * seqs, MAX_CUDAGRAPH_CAPTURE_SIZE)
+        graphs = 2 * len(cudagraph_capture_sizes(capture)) * CUDAGRAPH_BYTES_PER_CAPTURE + capture * (
+            dense + moe
+        )
+    reservation = int(device.usable_bytes * plan.gpu_memory_utilization)
+    non_torch = NON_TORCH_PROFILE_BYTES
+    if (plan.world_size > 1 or plan.expert_parallel_size > 1) and device.nvlink:
+        non_torch += NCCL_COMMUNICATOR_BYTES
+    available = reservation - weights - peak - non_torch - graphs
+    per_token = kv_bytes_per_token(arch, plan, end - start)
+    blocks = max(0, available // (plan.block_size * per_token)) if per_token else 0
+    return StageMemory(
+        stage, span, weights, peak, forward, sampler, non_torch, graphs, reservation,
+        available, per_token, blocks,
+    )  # fmt: skip
+
+
+def size(
+    arch: Architecture,
+    device: Device,
+    plan: Plan | None = None,
+    tensors: list[Tensor] | None = None,
+) -> SizingResult:
+    """Size `arch` on GPUs like `device` with the vLLM arguments in `plan`.
+
+    `tensors` are the checkpoint's real tensors (checkpoint_tensors()) when known; otherwise they are
+    computed from the architecture. suggest.size_with_fixes() adds the changes that would make a plan
+    that does not fit fit.
+    """
+    plan = plan or Plan()
+    validate_plan(plan)
+    default_tokens, default_seqs = default_batch_budget(device)
+    plan = replace(
+        plan,
+        max_model_len=plan.max_model_len or arch.max_model_len_limit,
+        max_num_batched_tokens=plan.max_num_batched_tokens or default_tokens,
+        max_num_seqs=plan.max_num_seqs or default_seqs,
+    )
+    problems = shape_problems(arch, plan)
+    inventory = tensors if tensors is not None else model_tensors(arch)
+    weights = weights_per_stage(arch, inventory, plan)
+    spans = pp_layer_ranges(arch.num_layers, plan.pipeline_parallel_size)
+    stages = [
+        _stage_memory(arch, plan, device, stage=i, span=span, weights=weights[i], last=i == len(spans) - 1)
+        for i, span in enumerate(spans)
+    ]
+    limiting = min(stages, key=lambda s: s.num_blocks)
+    num_blocks = limiting.num_blocks
+    tokens = num_blocks * plan.block_size
+    max_len = plan.max_model_len or arch.max_model_len_limit
+    # One block is held back (the KV manager's null block), so one request can use one block less.
+    longest = min(max(0, num_blocks - 1) * plan.block_size, arch.max_model_len_limit)
+
+    # With a shape vLLM refuses, the memory arithmetic answers a question nobody asked: say the shape.
+    if not problems:
+        problems += _memory_problems(arch, device, plan, stages, longest)
+    fits = not problems
+
+    weights_rank = max(s.weights for s in stages)
+    result = SizingResult(
+        fits=fits,
+        weights_gib_per_rank=round(weights_rank / GIB, 3),
+        kv_cache_gib_per_rank=round(max(0, limiting.available_kv) / GIB, 3),
+        kv_cache_tokens=tokens,
+        max_concurrency=round(tokens / max_len, 2),
+        max_model_len=max_len,
+        max_model_len_that_fits=longest,
+        problems=problems,
+    )
+    result.breakdown = {
+        "model": arch.name,
+        "quantization": arch.quantization.label(),
+        "gpu": device.name,
+        "usable_gib_per_gpu": round(device.usable_gib, 3),
+        "gpus": plan.gpus,
+        "vllm_version": VLLM_VERSION,
+        "plan": {
+            "tensor_parallel_size": plan.tensor_parallel_size,
+            "pipeline_parallel_size": plan.pipeline_parallel_size,
+            "data_parallel_size": plan.data_parallel_size,
+            "enable_expert_parallel": plan.enable_expert_parallel,
+            "kv_cache_dtype": plan.kv_cache_dtype,
+            "max_model_len": max_len,
+            "max_num_seqs": plan.max_num_seqs,
+            "max_num_batched_tokens": plan.max_num_batched_tokens,
+            "gpu_memory_utilization": plan.gpu_memory_utilization,
+            "block_size": plan.block_size,
+            "cudagraph_in_budget": plan.cudagraph_in_budget and not plan.enforce_eager,
+        },
+        "weights_source": "safetensors headers" if tensors is not None else "config.json",
+        "outside_reservation_gib": round(CUDA_CONTEXT_BYTES / GIB, 3),
+        "limiting_stage": limiting.stage,
+        "stages": [s.as_gib() for s in stages],
+    }
+    return result
+
+
+def _memory_problems(
+    arch: Architecture, device: Device, plan: Plan, stages: list[StageMemory], longest: int
+) -> list[str]:
+    problems = []
+    util = plan.gpu_memory_utilization
+    # Only the CUDA context exists when vLLM compares free memory with the request (NCCL comes later).
+    free_at_start = device.usable_bytes - CUDA_CONTEXT_BYTES
+    if free_at_start < device.usable_bytes * util:
+        ceiling = math.floor(free_at_start / device.usable_bytes * 100) / 100
+        problems.append(
+            f"--gpu-memory-utilization {util:g} asks for {device.usable_bytes * util / GIB:.2f} GiB per GPU "
+            "but "
+            f"only {free_at_start / GIB:.2f} GiB is free after the CUDA context; vLLM refuses to start: "
+            f"lower it to {ceiling:g}"
+        )
+    worst = max(stages, key=lambda s: s.weights)
+    if worst.weights >= worst.reservation:
+        problems.append(
+            f"the weights need {worst.weights / GIB:.2f} GiB per GPU but only "
+            f"{worst.reservation / GIB:.2f} GiB "
+            f"is reserved ({device.usable_gib:.2f} GiB x {util:g})"
+        )
+        return problems
+    limiting = min(stages, key=lambda s: s.num_blocks)
+    if limiting.available_kv <= 0:
+        problems.append(
+            f"no memory is left for the KV cache: {limiting.reservation / GIB:.2f} GiB reserved, weights "
+            f"{limiting.weights / GIB:.2f} GiB, profiling peak {limiting.activation_peak / GIB:.2f} GiB, "
+            "other "
+            f"{(limiting.non_torch + limiting.cudagraph) / GIB:.2f} GiB"
+        )
+        return problems
+    max_len = plan.max_model_len or arch.max_model_len_limit
+    if longest < max_len:
+        needed = max_len * limiting.kv_bytes_per_token
+        problems.append(
+            f"one request of --max-model-len {max_len} needs {needed / GIB:.2f} GiB of KV cache per GPU "
+            "but only "
+            f"{limiting.available_kv / GIB:.2f} GiB is available (room for {longest} tokens)"
+        )
+    return problems

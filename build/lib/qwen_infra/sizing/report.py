@@ -1,0 +1,81 @@
+"""The host-level verdict the vram_check module returns: size a plan on the GPUs a host reports (or on a
+given memory per GPU), or say why the check does not apply there."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..units import GIB
+from .architecture import Architecture
+from .devices import Device, device_for
+from .errors import SizingError
+from .layout import Plan, shape_problems
+from .suggest import size_with_fixes
+from .weights import Tensor
+
+
+def not_checked(reason: str) -> dict:
+    """Result for a host where the GPU memory check does not apply (no GPU, or vLLM on CPU)."""
+    return {
+        "checked": False,
+        "fits": None,
+        "msg": reason,
+        "problems": [],
+        "gpus": [],
+    }
+
+
+def check_host(
+    arch: Architecture,
+    plan: Plan,
+    gpus: list | None = None,
+    tensors: list[Tensor] | None = None,
+    gpu_memory_bytes: int | None = None,
+) -> dict:
+    """Size `plan` on this host's GPUs (objects with name, usable_bytes and mig_mode, as
+    nvidia_smi.parse_nvidia_smi_xml returns them) or on `gpu_memory_bytes` per GPU when given.
+
+    The smallest of the GPUs the plan uses decides, since vLLM takes the minimum over ranks."""
+    world = plan.gpus
+    if gpu_memory_bytes is not None:
+        if gpu_memory_bytes <= 0:
+            raise SizingError(f"gpu_memory_bytes must be positive, not {gpu_memory_bytes}")
+        device = Device(f"{gpu_memory_bytes / GIB:.2f} GiB GPU", gpu_memory_bytes)
+        plan = replace(plan, gpus_available=plan.gpus_available or world)
+        gpu_facts: list[dict] = []
+    else:
+        if not gpus:
+            raise SizingError("no GPU was listed by nvidia-smi")
+        used = sorted(gpus, key=lambda g: g.usable_bytes)[: min(world, len(gpus))]
+        smallest = used[0]
+        device = device_for(smallest.name, smallest.usable_bytes)
+        plan = replace(plan, gpus_available=len(gpus))
+        gpu_facts = [
+            {"index": g.index, "name": g.name, "usable_gib": round(g.usable_bytes / GIB, 3)} for g in gpus
+        ]
+    result = size_with_fixes(arch, device, plan, tensors)
+    mig = [g for g in (gpus or []) if str(getattr(g, "mig_mode", "") or "").lower() == "enabled"]
+    if mig and gpu_memory_bytes is None:
+        result.problems.append(
+            "MIG is enabled on GPU(s) "
+            + ", ".join(str(g.index) for g in mig)
+            + ": vLLM sees the MIG slice, not "
+            "the whole GPU; pass gpu_memory_bytes for the slice"
+        )
+        result.fits = False
+    facts = result.as_dict()
+    facts.update({"checked": True, "gpus": gpu_facts, "gpu": device.name})
+    if result.fits:
+        facts["msg"] = (
+            f"{arch.name} fits {world} x {device.name} ({device.usable_gib:.2f} GiB usable): "
+            f"{result.kv_cache_tokens:,} KV tokens, {result.max_concurrency:g}x concurrency at "
+            f"{result.max_model_len:,} tokens"
+        )
+    elif shape_problems(arch, plan):  # the layout itself, not the memory, is what vLLM refuses
+        facts["msg"] = f"{arch.name} cannot be served with these settings: " + "; ".join(result.problems)
+    else:
+        facts["msg"] = (
+            f"{arch.name} does not fit {world} x {device.name} ({device.usable_gib:.2f} GiB usable): "
+            + "; ".join(result.problems)
+        )
+    return facts

@@ -1,0 +1,82 @@
+"""What vLLM does that the sizing engine reproduces: its defaults and the memory it uses beyond weights,
+KV cache and activations, each with where it comes from (vLLM's source, or a measurement here)."""
+
+from ..units import GIB, MIB
+
+# The vLLM release the engine's constants were checked against, and its default utilisation
+# (vllm/config/cache.py: gpu_memory_utilization Field(default=0.92); 0.90 before v0.2x).
+VLLM_VERSION = "v0.33"
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
+
+# The values users can set for the settings vLLM restricts, stated once: the CLI's choices, the
+# vram_check module and the server description all read them from here (tests/test_one_place_per_fact.py
+# fails on a second copy). vLLM's own lists are longer; these are the ones qwen-infra sizes.
+KV_CACHE_DTYPES = ("auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2")
+QUANTIZATIONS = ("awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "compressed-tensors")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+EXECUTOR_BACKENDS = ("mp", "ray")
+OPTIMIZATION_LEVELS = (0, 1, 2, 3)
+BLOCK_SIZES = (8, 16, 32, 64, 128)
+
+# --- vLLM behaviour the engine reproduces (checked against vLLM v0.33 unless said otherwise) ---------
+
+# vllm/config/cache.py DEFAULT_BLOCK_SIZE; the KV cache is paged in blocks of this many tokens.
+DEFAULT_BLOCK_SIZE = 16
+# vllm/model_executor/layers/vocab_parallel_embedding.py: DEFAULT_VOCAB_PADDING_SIZE. Embedding and
+# lm_head rows are padded to a multiple of this, then split evenly over the TP ranks.
+VOCAB_PADDING = 64
+# vllm/engine/arg_utils.py EngineArgs.get_batch_defaults(): GPUs with >= 70 GiB whose name does not
+# contain "a100" get the large `vllm serve` defaults; every other GPU the small ones.
+LARGE_GPU_MIN_BYTES = 70 * GIB
+LARGE_GPU_BATCH_DEFAULTS = (8192, 1024)  # (max_num_batched_tokens, max_num_seqs), OPENAI_API_SERVER
+SMALL_GPU_BATCH_DEFAULTS = (2048, 256)
+# vllm/model_executor/layers/fused_moe: tokens are processed in chunks of VLLM_FUSED_MOE_CHUNK_SIZE, so
+# the MoE intermediate buffers never exceed this many tokens.
+FUSED_MOE_CHUNK_TOKENS = 32768
+# vllm/config/compilation.py: max_cudagraph_capture_size defaults to min(2 x max_num_seqs, 512); the
+# capture sizes are 1, 2, 4, then every 8 up to 256, then every 16.
+MAX_CUDAGRAPH_CAPTURE_SIZE = 512
+# A single GPU host has at most this many GPUs on one NVLink/PCIe fabric; TP should stay inside it.
+GPUS_PER_NODE = 8
+
+# --- memory vLLM does not see as weights, KV or activations ------------------------------------------
+
+# CUDA context of one process: measured on the lent H100 (torch 2.11, CUDA 13.0) as the memory in use
+# after torch initialised the device and before any allocation: 85017493504 - 84465090560 bytes
+# = 0.51 GiB (tests/fixtures/gpu/h100-80gb-hbm3/torch-mem.json). vLLM takes its baseline snapshot after
+# the context exists, so this is NOT charged against the reservation; it only has to fit in the
+# (1 - gpu_memory_utilization) headroom or vLLM refuses to start ("Free memory on device ... is less
+# than desired GPU memory utilization").
+CUDA_CONTEXT_BYTES = int(0.5 * GIB)
+# NCCL communicators (torch.distributed + vLLM's PyNccl, plus custom all-reduce IPC buffers) when
+# tensor_parallel_size x pipeline_parallel_size > 1: ~0.82 GiB per GPU, measured on the lent H100/H200
+# machines. NCCL (>= 2.22) connects peers lazily, so most of this is allocated by the first large
+# collectives of the profiling run and charged to the reservation as non-torch memory: a TP=4 A100
+# node started with only 1.18 GiB of headroom and then lost ~2 GiB more than single-GPU accounting
+# explains (the regression cases, qwen_infra/sizing_cases.py). It is charged on NVLink/NVSwitch GPUs,
+# where NCCL opens many channels; on PCIe-only cards (L4, A10G, L40S, workstation GPUs) a TP=2 log
+# shows no such charge.
+NCCL_COMMUNICATOR_BYTES = int(0.82 * GIB)
+# cuBLAS/cuBLASLt workspaces created by the first GEMMs of the profiling run, which vLLM counts as
+# "non-torch increase" and charges against the reservation: ~0.25 GiB, measured on the lent H100/H200.
+CUBLAS_WORKSPACE_BYTES = int(0.25 * GIB)
+# Everything else the profiling run leaves behind that is neither weights nor the activation peak:
+# lazily loaded kernel modules, attention-backend and sampler workspaces. No single vLLM constant;
+# 0.25 GiB is fitted to the regression logs (docs/sizing.md), where it centres the KV-token errors,
+# and agrees with the 0.34-0.44 GiB "non_torch_memory" vLLM's V0 profiler printed on single GPUs
+# (0.35 GiB in vLLM issue #10517; other published logs) once the cuBLAS part above is taken out.
+PROFILE_WORKSPACE_BYTES = int(0.25 * GIB)
+NON_TORCH_PROFILE_BYTES = CUBLAS_WORKSPACE_BYTES + PROFILE_WORKSPACE_BYTES
+# The profiling run's sampler pass over max_num_seqs rows: logits in the model dtype (2 B), their fp32
+# copy (4 B) and one fp32 probability/noise buffer (4 B) per vocabulary entry. Since the V2 model
+# runner the dummy sampler skips top-k/top-p sorting (comment in _dummy_sampler_run), so no sort
+# buffers; older V1 releases without FlashInfer also sorted (about 24 B per logit, see docs/sizing.md).
+SAMPLER_BYTES_PER_LOGIT = 10
+# Activation bytes per token per layer in the profiling forward pass, in units of the activation dtype:
+# the residual stream, the normed input and the layer output (3 x hidden), plus the MLP's fused
+# gate_up output (2 x intermediate) and its activated half (1 x intermediate) alive at the same time.
+HIDDEN_BUFFERS = 3
+MLP_BUFFERS = 3
+# CUDA-graph estimate (vLLM >= v0.21 subtracts it, gpu_model_runner.profile_cudagraph_memory): about
+# 2 MiB per captured size and mode (FULL and PIECEWISE) plus the activations of the largest capture.
+CUDAGRAPH_BYTES_PER_CAPTURE = 2 * MIB
