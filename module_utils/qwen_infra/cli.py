@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -53,6 +54,9 @@ from .sizing.weights import checkpoint_tensors
 from .units import GIB
 
 FITS, DOES_NOT_FIT, BAD_ARGUMENTS = 0, 1, 2
+# Bounds of what is worth sizing: no GPU has more memory, and no serving layout spans more GPUs.
+MAX_GPU_MEMORY_GIB = 4096
+MAX_GPUS = 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,8 +210,10 @@ def _server(args, model: str, extra_args=()) -> ServerConfig:
 
 def _device(args) -> Device:
     if args.gpu_memory_gib is not None:
-        if not args.gpu_memory_gib > 0:
-            raise SizingError(f"--gpu-memory-gib must be positive, not {args.gpu_memory_gib}")
+        if not (math.isfinite(args.gpu_memory_gib) and 1 <= args.gpu_memory_gib <= MAX_GPU_MEMORY_GIB):
+            raise SizingError(
+                f"--gpu-memory-gib must be positive, 1 to {MAX_GPU_MEMORY_GIB}, not {args.gpu_memory_gib}"
+            )
         return Device(f"{args.gpu_memory_gib:g} GiB GPU", int(args.gpu_memory_gib * GIB))
     return gpu_from_catalog(args.gpu or "H100-80GB")
 
@@ -242,8 +248,8 @@ def run_recommend(args) -> int:
         arch, _, served = _load_model(args.model, None if args.precision == "bf16" else args.precision)
         if args.max_model_len is not None and args.max_model_len < 1:
             raise SizingError(f"--max-model-len must be positive, not {args.max_model_len}")
-        if args.max_gpus < 1:
-            raise SizingError(f"--max-gpus must be at least 1, not {args.max_gpus}")
+        if not 1 <= args.max_gpus <= MAX_GPUS:
+            raise SizingError(f"--max-gpus must be 1-{MAX_GPUS}, not {args.max_gpus}")
         options = recommend(
             arch,
             max_model_len=args.max_model_len,

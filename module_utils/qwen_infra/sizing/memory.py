@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from ..units import GIB
 from .architecture import Architecture
 from .devices import Device, default_batch_budget
+from .errors import SizingError
 from .layout import Plan, pp_layer_ranges, shape_problems, validate_plan
 from .vllm_rules import (
     CUDA_CONTEXT_BYTES,
@@ -184,6 +185,10 @@ def size(
     """
     plan = plan or Plan()
     validate_plan(plan)
+    if device.usable_bytes <= 0:
+        raise SizingError(
+            f"{device.name}: usable memory per GPU must be positive, not {device.usable_bytes} bytes"
+        )
     default_tokens, default_seqs = default_batch_budget(device)
     plan = replace(
         plan,
