@@ -29,6 +29,8 @@ try:
         print(json.dumps({"status": reply.status, "body": json.load(reply)}))
 except urllib.error.HTTPError as error:
     print(json.dumps({"status": error.code, "body": error.read().decode()}))
+except (urllib.error.URLError, ConnectionError) as error:  # not listening (yet)
+    print(json.dumps({"status": 0, "body": str(error)}))
 """
 
 
