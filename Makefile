@@ -13,6 +13,8 @@ WHEELHOUSE := $(CACHE)/wheelhouse
 LAB_MODEL := $(CACHE)/lab-model/qwen3-tiny
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# The lab's own vault password (committed on purpose, lab only); never loaded for other inventories.
+LAB_VAULT := --vault-id lab@inventories/lab/vault-password.txt
 
 .PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-down test lint unit molecule clean
 
@@ -50,10 +52,10 @@ lab-up:
 	$(BIN)/ansible-playbook lab/up.yml -i inventories/lab
 
 lab-deploy:
-	$(BIN)/ansible-playbook site.yml -i inventories/lab
+	$(BIN)/ansible-playbook site.yml -i inventories/lab $(LAB_VAULT)
 
 lab-smoke:
-	$(BIN)/ansible-playbook playbooks/smoke.yml -i inventories/lab
+	$(BIN)/ansible-playbook playbooks/smoke.yml -i inventories/lab $(LAB_VAULT)
 
 lab-down:
 	$(BIN)/ansible-playbook lab/down.yml -i inventories/lab

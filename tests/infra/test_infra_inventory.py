@@ -16,7 +16,9 @@ from pulumi_harness import INFRA
 
 REPO = INFRA.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "stack-output-qwen3-32b-awq.json"
-ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+# This test's key is encrypted under a vault id of its own, passed the way an operator passes prod's.
+TEST_VAULT = {"ANSIBLE_VAULT_IDENTITY_LIST": f"test@{REPO / 'inventories' / 'lab' / 'vault-password.txt'}"}
+ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), **TEST_VAULT}
 BIN = Path(sys.executable).parent
 # The inventory's hosts played by this machine.
 LOCAL_HOSTS = ["-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}"]
@@ -115,14 +117,15 @@ def test_ansible_inventory_accepts_it(tmp_path, outputs):
 
 def test_site_preflight_accepts_it(tmp_path, outputs):
     """playbooks/validate.yml, site.yml's first stage, passes with the generated inventory and an API
-    key in vault.yml (encrypted here with the lab vault id ansible.cfg names). Its server check runs on
+    key in vault.yml (encrypted under a test vault id given the way prod's is). Its server check runs on
     each host; here the hosts are this machine (local connection), which has neither the model nor a GPU,
     so only the settings are checked (tests/test_plan_to_unit.py checks shape and memory), and the GPU
     host checks, which read a real GPU host's devices, are skipped (molecule gpu_* scenarios cover them)."""
     directory = write_inventory(tmp_path, outputs)
     key = "k" * 32
     encrypted = subprocess.run(
-        [BIN / "ansible-vault", "encrypt_string", "--encrypt-vault-id", "lab", "--name", "vllm_api_key", key],
+        [BIN / "ansible-vault", "encrypt_string", "--encrypt-vault-id", "test",
+         "--name", "vllm_api_key", key],
         env=ANSIBLE_ENV, cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     (directory / "group_vars" / "vllm_servers" / "vault.yml").write_text("---\n" + encrypted)
