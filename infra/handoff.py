@@ -1,8 +1,9 @@
 """What the stack hands to Ansible: one record per host, the serving layout and how to connect.
 
 The stack exports these as `hosts`, `serving` and `access`; infra/inventory.py turns
-`pulumi stack output --json` into inventories/prod/hosts.yml from exactly these keys, and the GPU
-validation gate reads the gpu_expected_* values to know what each host must show.
+`pulumi stack output --json` into inventories/prod/hosts.yml from exactly these keys. GPU hosts
+(gpu_expected_count > 0) get their instance type as the GPU validation gate's profile, from which the gate
+reads what each host must show.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
     python infra/inventory.py --from outputs.json --out /tmp/hosts.yml
 
 Groups: vllm_servers (children vllm_head and vllm_workers: the hosts site.yml serves on), monitoring,
-load_balancers. Each host carries the GPU validation gate's expectations (gpu_expected_count,
-gpu_expected_efa_count, gpu_expected_nvswitch; GPU hosts also gpu_validate_profile, their instance type);
+load_balancers. GPU hosts carry gpu_validate_profile, their instance type, from which the GPU validation
+gate reads what they must show (GPUs, EFA devices, NVSwitch) in the same catalog the stack chose from;
 vllm_servers carries the layout the sizing engine chose.
 """
 
@@ -69,7 +69,6 @@ def _host_vars(host: dict, mode: str) -> dict:
         "ec2_instance_type": host["instance_type"],
         "ec2_private_ip": host["private_ip"],
         "qwen_host_role": host["role"],
-        **{key: host[key] for key in EXPECTATIONS},
     }
     if host["gpu_expected_count"]:
         # The gpu_validate role looks the instance type up in qwen_infra.catalogs.aws_instances itself.
