@@ -3,13 +3,9 @@
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.ansible_module import ANSIBLE, REPO, run_ansible_module
+from tests.ansible_module import REPO, run_ansible_module
 
 H100 = REPO / "tests" / "fixtures" / "gpu" / "h100-80gb-hbm3"
-
-pytestmark = pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible is not installed next to pytest")
 
 
 def run_module(tmp_path: Path, path_dirs: list[Path], args: str = "", check: bool = False) -> dict:

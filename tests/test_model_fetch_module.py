@@ -15,9 +15,8 @@ from qwen_infra import lab_model
 from qwen_infra.model_verify import MARKER_NAME
 
 from tests.model_hub_standin.hub import HubStandin
-from tests.model_hub_standin.runner import ANSIBLE, run_model_fetch
+from tests.model_hub_standin.runner import run_model_fetch
 
-pytestmark = pytest.mark.skipif(not ANSIBLE.exists(), reason="ansible is not installed next to pytest")
 SOURCE = "modelscope:Qwen/Qwen3-Tiny@v1.0"
 WEIGHTS = "model.safetensors"
 

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
+import transformers
 from qwen_infra import lab_model
 from qwen_infra.sizing.architecture import parse_quantization_config
 
@@ -123,7 +125,6 @@ def test_fingerprint_follows_source_recipe_and_tool(model, calibration, tmp_path
 
 @pytest.mark.parametrize("method", ["awq", "gptq"])
 def test_quantize_load_generate_and_rerun(model, calibration, tmp_path, method):
-    transformers = pytest.importorskip("transformers")
     output = tmp_path / f"qwen3-tiny-{method}"
     args = ("--calibration", str(calibration), "--group-size", str(GROUP_SIZE))
     rc, result = quantize("run", model, output, method, *args)
@@ -156,7 +157,6 @@ def test_quantize_load_generate_and_rerun(model, calibration, tmp_path, method):
 
 
 def test_calibration_from_a_dataset_directory(model, tmp_path):
-    datasets = pytest.importorskip("datasets")
     data = tmp_path / "calibration-dataset"
     datasets.Dataset.from_dict({"text": [text * 4 for text in SAMPLES]}).save_to_disk(str(data))
     rc, result = quantize(

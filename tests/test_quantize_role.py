@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from qwen_infra import lab_model
 
 from tests.paths import REPO
@@ -56,7 +55,6 @@ def converge(tmp_path: Path, extra: dict, *options: str) -> tuple[str, dict]:
 
 
 def test_role_quantizes_then_does_nothing(tmp_path):
-    pytest.importorskip("llmcompressor")
     lab_model.make_model(tmp_path / "qwen3-tiny")
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("Qwen is a family of large language models.\nvLLM serves models.\n" * 8)
