@@ -1,5 +1,7 @@
 """Each role's argument spec and its defaults describe the same public interface."""
 
+import re
+
 import pytest
 import yaml
 
@@ -65,3 +67,19 @@ def test_every_inventory_sets_the_required_vllm_variables():
             found |= set(load(path))
         missing = required - found - ({"vllm_api_key"} if inventory == "sample" else set())
         assert missing == set(), f"{inventory}: {missing}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_default_is_read_by_its_role(role):
+    """A default nothing reads is an interface that does nothing: every one appears in the role's tasks,
+    templates, vars, handlers, files or filters."""
+    directory = REPO / "roles" / role
+    used = "\n".join(
+        path.read_text()
+        for part in ("tasks", "templates", "vars", "handlers", "files", "filter_plugins")
+        for path in (directory / part).rglob("*")
+        if path.is_file()
+    )
+    defaults = load(directory / "defaults" / "main.yml")
+    unread = [name for name in defaults if not re.search(rf"\b{re.escape(name)}\b", used)]
+    assert unread == []
