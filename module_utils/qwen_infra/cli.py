@@ -3,12 +3,14 @@
     qwen-infra size MODEL [--gpu NAME | --gpu-memory-gib G] [vLLM settings]          will it fit?
     qwen-infra command MODEL [vLLM settings] [--extra-arg WORD ...]                   what a host runs
     qwen-infra recommend MODEL [--precision P] [--max-model-len L] [--concurrency C]  what to buy
+    qwen-infra bench --base-url URL --model NAME [--concurrency N | --rate R] ...     what it delivers
 
 The vLLM settings are vLLM's own flags (--tensor-parallel-size, --max-model-len, ...), read into the
 one server description (qwen_infra.server) that the hosts' units are built from.
 Exit status of `size`: 0 fits, 1 does not fit (or the layout is invalid), 2 unusable arguments.
 Exit status of `command`: 0 printed, 2 unusable arguments.
 Exit status of `recommend`: 0 a layout was found, 1 none fits, 2 unusable arguments.
+Exit status of `bench`: 0 every request succeeded, 1 some failed, 2 unusable arguments.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_size(commands)
     _add_command(commands)
     _add_recommend(commands)
+    _add_bench(commands)
     return parser
 
 
@@ -163,6 +166,50 @@ def _add_recommend(commands) -> None:
         "--max-gpus", type=int, default=32, metavar="N", help="largest layout to try (default 32)"
     )
     rec.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def _add_bench(commands) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="load an OpenAI-compatible endpoint and report latency and throughput",
+        description="Send streamed requests at a fixed concurrency or rate and report requests sent / "
+        "succeeded / failed by status, time to first token, inter-token and end-to-end latency (median, "
+        "P90, P99), output tokens/s and requests/s. The key is read from the environment or a file, never "
+        "the command line. Needs the bench extra (httpx, matplotlib). Exit status: 0 no request failed, "
+        "1 some failed, 2 bad arguments.",
+    )
+    bench.add_argument("--base-url", required=True, help="the endpoint's OpenAI base URL, ending in /v1")
+    bench.add_argument("--model", required=True, help="the served model name")
+    key = bench.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-env", default="QWEN_INFRA_API_KEY", metavar="VAR", help="default: %(default)s"
+    )
+    key.add_argument("--api-key-file", type=Path, metavar="FILE")
+    bench.add_argument("--ca-bundle", metavar="PEM", help="CA to trust for https (the lab's own CA)")
+    load = bench.add_mutually_exclusive_group()
+    load.add_argument("--concurrency", type=int, metavar="N", help="requests in flight (default 8)")
+    load.add_argument("--rate", type=float, metavar="R", help="arrivals per second (Poisson)")
+    stop = bench.add_mutually_exclusive_group()
+    stop.add_argument("--requests", type=int, metavar="N", help="requests to send (default 100)")
+    stop.add_argument("--duration", type=float, metavar="S", help="seconds to send for")
+    bench.add_argument("--prompt-tokens", type=int, default=256, metavar="T")
+    bench.add_argument("--output-tokens", type=int, default=128, metavar="T", help="generated, EOS ignored")
+    bench.add_argument(
+        "--dataset", type=Path, metavar="JSONL", help='lines of {"prompt": ..., "output_tokens": N}'
+    )
+    bench.add_argument(
+        "--tokenizer", type=Path, metavar="DIR", help="a tokenizer.json for exact prompt lengths"
+    )
+    bench.add_argument("--completions", action="store_true", help="use /v1/completions instead of chat")
+    bench.add_argument(
+        "--compare", type=Path, metavar="JSON", help="`qwen-infra size --json` output for the host"
+    )
+    bench.add_argument("--json", action="store_true", help="print the summary as JSON")
+    bench.add_argument(
+        "--output", type=Path, metavar="FILE", help="also write the JSON summary (with every request)"
+    )
+    bench.add_argument("--plot", type=Path, metavar="PNG", help="latency and throughput over time")
+    bench.add_argument("--no-progress", action="store_true")
 
 
 def _fail(command: str, message: str) -> int:
@@ -284,6 +331,14 @@ def run_recommend(args) -> int:
     return FITS if options else DOES_NOT_FIT
 
 
+def run_bench(args) -> int:
+    try:
+        from .bench import command  # noqa: PLC0415 - httpx and matplotlib only where bench runs
+    except ImportError as error:
+        return _fail("bench", f"{error.name} is missing: pip install 'qwen-infra[bench]'")
+    return command.run(args)
+
+
 def _recommended_server(served: str, option, quantization: str | None) -> list[str]:
     """The command line of a recommended layout (the served checkpoint, its name, the layout)."""
     server = from_plan(
@@ -384,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return BAD_ARGUMENTS
-    runners = {"size": run_size, "command": run_command, "recommend": run_recommend}
+    runners = {"size": run_size, "command": run_command, "recommend": run_recommend, "bench": run_bench}
     return runners[args.command](args)
 
 
