@@ -2,6 +2,7 @@
 every subcommand runs from the installed files alone (no source tree, no sys.path tricks)."""
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,9 +17,14 @@ from tests.paths import REPO
 def installed(tmp_path_factory):
     """(the installed qwen-infra script, a working directory outside the checkout)."""
     work = tmp_path_factory.mktemp("packaging")
+    # Built from a copy of what the wheel is made of, so setuptools' build/ stays out of the checkout.
+    source = work / "source"
+    shutil.copytree(REPO / "module_utils", source / "module_utils", ignore=shutil.ignore_patterns("*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
     # Without build isolation the dev virtualenv's pinned setuptools builds it: no index is needed.
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    subprocess.run([*build, "-w", work / "dist", REPO], check=True, capture_output=True, text=True)
+    subprocess.run([*build, "-w", work / "dist", source], check=True, capture_output=True, text=True)
     [wheel] = (work / "dist").glob("qwen_infra-*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
