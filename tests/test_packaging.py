@@ -19,7 +19,8 @@ def installed(tmp_path_factory):
     work = tmp_path_factory.mktemp("packaging")
     # Built from a copy of what the wheel is made of, so setuptools' build/ stays out of the checkout.
     source = work / "source"
-    shutil.copytree(REPO / "module_utils", source / "module_utils", ignore=shutil.ignore_patterns("*.egg-info"))
+    skip = shutil.ignore_patterns("*.egg-info", "__pycache__")
+    shutil.copytree(REPO / "module_utils", source / "module_utils", ignore=skip)
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
     # Without build isolation the dev virtualenv's pinned setuptools builds it: no index is needed.
