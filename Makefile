@@ -70,6 +70,7 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/mypy
 
 unit:
 	$(BIN)/pytest
