@@ -104,7 +104,7 @@ attributes:
   platform:
     support: full
     platforms: posix
-author: qwen-infra
+author: qwen-infra maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

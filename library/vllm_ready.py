@@ -53,7 +53,7 @@ attributes:
     support: full
     platforms: posix
     details: Hosts with systemd (the unit's state and journal are read with systemctl and journalctl).
-author: qwen-infra
+author: qwen-infra maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -71,7 +71,7 @@ notes:
   - Needs only Python's standard library on the host; the sizing engine (qwen_infra.sizing, the code the
     C(qwen-infra) command runs) is shipped with the module. How it computes and how close it comes to
     real vLLM logs is in the project's docs/sizing.md.
-author: qwen-infra
+author: qwen-infra maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

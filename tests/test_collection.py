@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import ansible_test
 import pytest
 import yaml
 from qwen_infra import __version__
@@ -23,6 +24,12 @@ from tools import build_collection
 BIN = Path(sys.executable).parent
 ROLES = sorted(path.name for path in (REPO / "roles").iterdir() if (path / "tasks").is_dir())
 FILTER_PLUGIN = REPO / "roles" / "nccl_fabric" / "filter_plugins" / "nccl_fabric.py"
+# ansible-core's module validator, the code behind `ansible-test sanity --test validate-modules`. It is run
+# directly: ansible-test insists on a fresh virtualenv for it and downloads pip to make one.
+VALIDATE_MODULES = Path(ansible_test.__file__).parent / "_util" / "controller" / "sanity" / "validate-modules"
+# The one check that is not for this project: ansible's own modules must carry a GPLv3 header, and
+# qwen-infra is Apache-2.0.
+NOT_OUR_POLICY = {"missing-gplv3-license"}
 
 
 def source_files(root: Path) -> dict[str, bytes]:
@@ -140,6 +147,40 @@ def test_metadata_comes_from_the_one_version_and_the_pins(tarball):
     assert runtime["requires_ansible"] == ">=2.19.0"
     assert tarball["README.md"] == (REPO / "docs" / "collection.md").read_bytes()
     assert not (REPO / "galaxy.yml").exists() and not (REPO / "plugins").exists(), "no second copy"
+
+
+def test_modules_pass_ansible_core_s_module_validator(built):
+    """Documentation against the schema ansible-core defines (attributes, RETURN, author, markup) and
+    against the argument spec each module really builds (validate-modules imports it to read it)."""
+    collection = built.parent / "ansible_collections" / "qwen" / "infra"
+    modules = sorted(
+        str(path.relative_to(collection)) for path in (collection / "plugins" / "modules").glob("*.py")
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(built.parent), PYTHONPATH=str(VALIDATE_MODULES))
+    validate = [sys.executable, str(VALIDATE_MODULES / "validate.py"), "--format", "json", "--arg-spec"]
+    this = ["--collection", "ansible_collections/qwen/infra", "--collection-version", __version__]
+    done = subprocess.run(
+        [*validate, *this, *modules],
+        cwd=collection,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # It exits non-zero for any error, the GPLv3 one included, so the report decides.
+    assert done.stdout.startswith("{"), done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    found = {
+        path: [
+            f"{error['code']}: {error['msg']}"
+            for error in result["errors"]
+            if error["code"] not in NOT_OUR_POLICY
+        ]
+        for path, result in report.items()
+    }
+    assert len(modules) == len(MODULES)
+    assert all(not errors for errors in found.values()), found
 
 
 def test_a_role_calling_an_unpinned_collection_is_refused(tmp_path):
