@@ -69,7 +69,14 @@ def version() -> str:
 def requires_ansible() -> str:
     """The ansible-core series pyproject.toml pins (2.19.14 -> '>=2.19.0'): what the roles are tested on."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pin = next(dep for dep in project["dependencies"] if dep.startswith("ansible-core=="))
+    listed = [
+        *project["dependencies"],
+        *(dep for extra in project["optional-dependencies"].values() for dep in extra),
+    ]
+    pins = [dep for dep in listed if dep.startswith("ansible-core==")]
+    if not pins:
+        raise SystemExit("pyproject.toml pins no ansible-core (ansible-core==X.Y.Z)")
+    pin = pins[0]
     major, minor = pin.removeprefix("ansible-core==").split(".")[:2]
     return f">={major}.{minor}.0"
 
