@@ -169,7 +169,7 @@ def _add_recommend(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     rec.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
-def _add_bench(commands) -> None:
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench",
         help="load an OpenAI-compatible endpoint and report latency and throughput",
