@@ -16,12 +16,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # The lab's own vault password (committed on purpose, lab only); never loaded for other inventories.
 LAB_VAULT := --vault-id lab@inventories/lab/vault-password.txt
 
-.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-down test lint unit molecule clean
+.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-down test lint unit molecule collection clean
 
 help:
 	@echo "make lab    set up, bring up the lab and deploy (see README)"
 	@echo "make test   lint + pytest + molecule (what CI runs)"
 	@echo "make lab-down  remove the lab containers and network"
+	@echo "make collection  build the qwen.infra Ansible collection tarball (docs/collection.md)"
 
 # --- set-up -------------------------------------------------------------------------------------------
 $(BIN)/.installed: pyproject.toml
@@ -70,12 +71,17 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/mypy
 
 unit:
 	$(BIN)/pytest
 
 molecule:
 	$(BIN)/molecule test --all
+
+# --- the qwen.infra collection, built from roles/, library/, module_utils/ (docs/collection.md) ---------
+collection: $(BIN)/.installed
+	$(BIN)/python tools/build_collection.py
 
 clean: lab-down
 	rm -rf $(VENV) $(CACHE)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qwen_infra.catalogs.aws_instances import InstanceEntry
+
 ENA = "interface"
 EFA_ONLY = "efa-only"
 
@@ -27,7 +29,7 @@ class NetworkInterface:
     interface_type: str
 
 
-def interface_layout(entry: dict) -> list[NetworkInterface]:
+def interface_layout(entry: InstanceEntry) -> list[NetworkInterface]:
     """Every interface to attach at launch to an instance of this catalog entry."""
     efa, cards = entry["efa_interfaces"], entry["network_cards"]
     if efa > cards:

@@ -8,6 +8,8 @@ reads what each host must show.
 
 from __future__ import annotations
 
+from typing import Any
+
 from config import StackConfig
 from hardware import Selection
 from qwen_infra.catalogs import aws_instances
@@ -57,7 +59,7 @@ HOST_KEYS = (
 )
 
 
-def gpu_expectations(instance_type: str) -> dict:
+def gpu_expectations(instance_type: str) -> dict[str, Any]:
     """What the GPU validation gate must find on a host of this type (zeros for CPU-only hosts)."""
     entry = aws_instances.INSTANCES.get(instance_type)
     if entry is None:
@@ -69,7 +71,9 @@ def gpu_expectations(instance_type: str) -> dict:
     }
 
 
-def host_record(name: str, role: str, instance_type: str, availability_zone: str, resolved: dict) -> dict:
+def host_record(
+    name: str, role: str, instance_type: str, availability_zone: str, resolved: dict[str, Any]
+) -> dict[str, Any]:
     """One host as exported; `resolved` holds the instance's instance_id, private_ip and public_ip."""
     if role not in ROLES:
         raise ValueError(f"unknown host role {role!r}")
@@ -96,7 +100,7 @@ def model_name(selection: Selection) -> str:
     return selection.model.rsplit("/", 1)[-1]
 
 
-def serving(config: StackConfig, selection: Selection) -> dict:
+def serving(config: StackConfig, selection: Selection) -> dict[str, Any]:
     """The vLLM layout the sizing engine chose: the vllm role's variables for every setting the plan
     decides, and the command line the hosts' units will run (built by qwen_infra.server)."""
     server = served(config, selection)
@@ -117,7 +121,7 @@ def serving(config: StackConfig, selection: Selection) -> dict:
     }
 
 
-def access(config: StackConfig) -> dict:
+def access(config: StackConfig) -> dict[str, Any]:
     """How Ansible reaches the hosts."""
     return {
         "mode": config.access,

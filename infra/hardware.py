@@ -8,7 +8,9 @@ No Pulumi here: `python infra/plan.py` runs the same choice without a cloud acco
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from config import StackConfig
 from qwen_infra.catalogs import aws_instances
@@ -20,7 +22,7 @@ from qwen_infra.sizing.errors import SizingError
 from qwen_infra.sizing.layout import Plan
 from qwen_infra.sizing.memory import SizingResult, size
 from qwen_infra.sizing.suggest import size_with_fixes
-from qwen_infra.sizing.weights import model_tensors
+from qwen_infra.sizing.weights import Tensor, model_tensors
 
 TP_SIZES = (8, 4, 2, 1)
 
@@ -41,7 +43,7 @@ class Selection:
     result: SizingResult
 
     @property
-    def instance(self) -> dict:
+    def instance(self) -> aws_instances.InstanceEntry:
         return aws_instances.INSTANCES[self.instance_type]
 
     @property
@@ -61,7 +63,7 @@ class Selection:
             distributed_executor_backend="ray" if self.nodes > 1 else None,
         )
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """JSON-ready description, exported as the stack's `hardware` output."""
         entry = self.instance
         return {
@@ -125,7 +127,7 @@ def _candidates(config: StackConfig, offered: set[str] | None) -> list[tuple[str
     return sorted(pairs, key=_price)
 
 
-def _plans(arch: Architecture, config: StackConfig, gpus_per_node: int, nodes: int):
+def _plans(arch: Architecture, config: StackConfig, gpus_per_node: int, nodes: int) -> Iterator[Plan]:
     """vLLM layouts that use every GPU of `nodes` hosts: the largest TP a host can hold, PP over the
     rest (TP stays inside a host's NVLink/PCIe domain); MoE models also try expert parallelism."""
     for tp in (t for t in TP_SIZES if t <= gpus_per_node and gpus_per_node % t == 0):
@@ -139,7 +141,9 @@ def _plans(arch: Architecture, config: StackConfig, gpus_per_node: int, nodes: i
             )
 
 
-def _fits(arch, config, name, nodes, tensors) -> tuple[Plan, SizingResult] | None:
+def _fits(
+    arch: Architecture, config: StackConfig, name: str, nodes: int, tensors: list[Tensor]
+) -> tuple[Plan, SizingResult] | None:
     entry = aws_instances.INSTANCES[name]
     device = gpu_from_catalog(entry["gpu"])
     for plan in _plans(arch, config, entry["gpus"], nodes):
@@ -161,7 +165,7 @@ def select(config: StackConfig, offered: set[str] | None = None) -> Selection:
     raise HardwareError(_refusal(arch, config, offered, tensors))
 
 
-def _refusal(arch, config: StackConfig, offered: set[str] | None, tensors) -> str:
+def _refusal(arch: Architecture, config: StackConfig, offered: set[str] | None, tensors: list[Tensor]) -> str:
     wanted = (
         f"{arch.name} ({arch.quantization.label()}) with {config.concurrency} concurrent request(s) of "
         f"{config.max_model_len or arch.max_model_len_limit} tokens"

@@ -17,7 +17,9 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -41,7 +43,7 @@ class OutputsError(ValueError):
     """The stack outputs are not what this program exports."""
 
 
-def _require(mapping: dict, keys, where: str) -> None:
+def _require(mapping: dict[str, Any], keys: Iterable[str], where: str) -> None:
     missing = [key for key in keys if key not in mapping]
     if missing:
         raise OutputsError(
@@ -49,7 +51,7 @@ def _require(mapping: dict, keys, where: str) -> None:
         )
 
 
-def _connection(access: dict) -> dict:
+def _connection(access: dict[str, Any]) -> dict[str, Any]:
     """Inventory-wide connection variables for the access mode."""
     variables = {"ansible_user": access["ssh_user"]}
     if access["mode"] == "ssm":
@@ -61,7 +63,7 @@ def _connection(access: dict) -> dict:
     return variables
 
 
-def _host_vars(host: dict, mode: str) -> dict:
+def _host_vars(host: dict[str, Any], mode: str) -> dict[str, Any]:
     address = host["instance_id"] if mode == "ssm" else (host["public_ip"] or host["private_ip"])
     variables = {
         "ansible_host": address,
@@ -76,7 +78,7 @@ def _host_vars(host: dict, mode: str) -> dict:
     return variables
 
 
-def _serving_vars(serving: dict) -> dict:
+def _serving_vars(serving: dict[str, Any]) -> dict[str, Any]:
     return {
         "qwen_model_id": serving["model"],
         "qwen_model_name": serving["model_name"],
@@ -85,13 +87,13 @@ def _serving_vars(serving: dict) -> dict:
     }
 
 
-def inventory(outputs: dict) -> dict:
+def inventory(outputs: dict[str, Any]) -> dict[str, Any]:
     """The YAML inventory (as a dict) for these stack outputs."""
     _require(outputs, ("hosts", "serving", "access"), "the stack outputs")
     access, hosts = outputs["access"], outputs["hosts"]
     if access.get("mode") not in {"ssm", "ssh"}:
         raise OutputsError(f"access mode {access.get('mode')!r} is neither ssm nor ssh")
-    groups: dict[str, dict] = {group: {} for group in GROUP_OF_ROLE.values()}
+    groups: dict[str, dict[str, Any]] = {group: {} for group in GROUP_OF_ROLE.values()}
     for index, host in enumerate(hosts):
         _require(host, (*HOST_KEYS, *EXPECTATIONS), f"host {index}")
         if host["role"] not in GROUP_OF_ROLE:
@@ -125,15 +127,15 @@ def inventory(outputs: dict) -> dict:
     }
 
 
-def render(outputs: dict) -> str:
+def render(outputs: dict[str, Any]) -> str:
     return HEADER + "---\n" + yaml.safe_dump(inventory(outputs), sort_keys=False, width=110)
 
 
-def read_outputs(source: str | None, stack: str | None) -> dict:
+def read_outputs(source: str | None, stack: str | None) -> dict[str, Any]:
     if source == "-":
-        return json.load(sys.stdin)
+        return _parsed(sys.stdin.read())
     if source:
-        return json.loads(Path(source).read_text())
+        return _parsed(Path(source).read_text())
     command = ["pulumi", "stack", "output", "--json", *(["--stack", stack] if stack else [])]
     # A fixed argument list, no shell: the operator's own pulumi CLI reading the stack's outputs.
     try:
@@ -144,7 +146,12 @@ def read_outputs(source: str | None, stack: str | None) -> dict:
         ) from None
     if done.returncode:
         raise OutputsError(f"{' '.join(command)} failed: {done.stderr.strip()}")
-    return json.loads(done.stdout)
+    return _parsed(done.stdout)
+
+
+def _parsed(text: str) -> dict[str, Any]:
+    outputs: dict[str, Any] = json.loads(text)
+    return outputs
 
 
 def main(argv: list[str] | None = None) -> int:

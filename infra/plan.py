@@ -15,6 +15,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import config as stack_config
 import yaml
@@ -43,7 +44,7 @@ def load_stack(stack: str) -> stack_config.StackConfig:
     return stack_config.load(document.get("config") or {})
 
 
-def describe(stack: str, config: stack_config.StackConfig, selection: Selection) -> dict:
+def describe(stack: str, config: stack_config.StackConfig, selection: Selection) -> dict[str, Any]:
     summary = selection.summary()
     layout = interface_layout(selection.instance)
     return {
@@ -55,7 +56,7 @@ def describe(stack: str, config: stack_config.StackConfig, selection: Selection)
     }
 
 
-def format_table(plan: dict) -> str:
+def format_table(plan: dict[str, Any]) -> str:
     price = plan["usd_per_hour"]
     price_text = (
         f"${price:,.2f}/h on demand ({plan['nodes']} x ${plan['usd_per_hour_per_node']:,.2f}, "

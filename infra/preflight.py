@@ -7,6 +7,7 @@ message before `pulumi up` could create half a cluster.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi_aws as aws
@@ -64,7 +65,8 @@ def check_subnet(config: StackConfig) -> None:
 def check_catalog(instance_type: str) -> None:
     """Refuse when AWS describes the type differently from the catalog the EFA layout is built from."""
     described = aws.ec2.get_instance_type(instance_type=instance_type)
-    entry = aws_instances.INSTANCES[instance_type]
+    # Read as a plain mapping: the keys compared are the ones in `actual`.
+    entry: Mapping[str, object] = aws_instances.INSTANCES[instance_type]
     actual = {
         "efa_interfaces": described.efa_maximum_interfaces or 0,
         "network_cards": described.maximum_network_cards,

@@ -4,11 +4,13 @@ build the components and return the stack outputs. Every refusal happens before 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import config as stack_config
 import handoff
 import preflight
 import pulumi
+import pulumi_aws as aws
 from components.gpu_nodes import GpuNodes, GpuNodesArgs
 from components.identity import IdentityArgs, InstanceIdentity
 from components.network import ClusterNetwork, NetworkArgs
@@ -153,11 +155,11 @@ def _service_hosts(
 ) -> list[tuple[str, str, ServiceHost]]:
     """(role, instance type, host) of the load balancer and monitoring hosts the stack asks for."""
     config, facts = build.config, build.facts
-    wanted = [
+    asked = [
         (handoff.LOAD_BALANCER, config.load_balancer_instance_type, security.load_balancer_group_id, "lb"),
         (handoff.MONITORING, config.monitoring_instance_type, security.monitoring_group_id, "monitoring"),
     ]
-    wanted = [entry for entry in wanted if entry[2] is not None]
+    wanted = [(role, kind, group_id, short) for role, kind, group_id, short in asked if group_id is not None]
     if not wanted:
         return []
     # CPU hosts get their own profile: Session Manager only, not the GPU nodes' model-mirror access.
@@ -186,7 +188,15 @@ def _service_hosts(
     ]
 
 
-def _host(name: str, role: str, build: Build, *, instance_type: str, instance, public_ip) -> pulumi.Output:
+def _host(
+    name: str,
+    role: str,
+    build: Build,
+    *,
+    instance_type: str,
+    instance: aws.ec2.Instance,
+    public_ip: pulumi.Output[str] | None,
+) -> pulumi.Output[dict[str, Any]]:
     zone = build.config.availability_zone
     return pulumi.Output.all(
         instance_id=instance.id, private_ip=instance.private_ip, public_ip=public_ip or ""

@@ -29,7 +29,23 @@ options:
     description: Root under which C(sys/class/infiniband) and C(sys/bus/pci/devices) are read (tests).
     type: path
     default: /
-author: qwen-infra
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; it runs the same in check mode and reports no change.
+  diff_mode:
+    support: none
+    details: It changes nothing, so there is nothing to diff.
+  facts:
+    support: full
+  platform:
+    support: full
+    platforms: posix
+    details: Linux hosts (C(/sys), nvidia-smi).
+author: qwen-infra maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -42,22 +58,105 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-gpu_present: {description: Whether nvidia-smi listed at least one GPU., type: bool, returned: always}
-gpu_count: {description: Number of GPUs., type: int, returned: always}
-gpu_model: {description: Product name (names joined when mixed)., type: str, returned: always}
-gpu_architecture: {description: product_architecture, e.g. Hopper., type: str, returned: always}
-usable_bytes_min: {description: Smallest usable memory (total - reserved)., type: int, returned: always}
-driver_version: {description: NVIDIA driver version., type: str, returned: always}
-cuda_version: {description: Highest CUDA version the driver supports., type: str, returned: always}
-nvlink_present: {description: Whether any GPU pair is linked by NVLink., type: bool, returned: always}
-nvlink_pairs: {description: 'NVLinks per GPU pair, e.g. {"GPU0-GPU1": 18}.', type: dict, returned: always}
-nvswitch_count: {description: NVSwitch chips on the PCI bus., type: int, returned: always}
-hcas: {description: InfiniBand and RoCE device names., type: list, returned: always}
-hca_ports: {description: Active ports as NCCL_IB_HCA entries (mlx5_0:1)., type: list, returned: always}
-efa_count: {description: AWS EFA devices., type: int, returned: always}
-expected: {description: What the profile requires (with O(profile))., type: dict, returned: with profile}
-problems: {description: Measured vs expected shortfalls., type: list, returned: with profile}
-msg: {description: One-line summary, or why no GPU was found., type: str, returned: always}
+# Every key is also set as the host fact gpu_facts (ansible_facts.gpu_facts).
+gpu_present:
+  description: Whether nvidia-smi listed at least one GPU.
+  type: bool
+  returned: always
+gpu_count:
+  description: Number of GPUs.
+  type: int
+  returned: always
+gpus:
+  description: Each GPU (index, name, uuid, architecture, total_bytes, usable_bytes).
+  type: list
+  elements: dict
+  returned: always
+gpu_model:
+  description: Product name (names joined when mixed).
+  type: str
+  returned: always
+gpu_architecture:
+  description: product_architecture, e.g. Hopper.
+  type: str
+  returned: always
+usable_bytes_min:
+  description: Smallest usable memory (total - reserved).
+  type: int
+  returned: always
+driver_version:
+  description: NVIDIA driver version.
+  type: str
+  returned: always
+cuda_version:
+  description: Highest CUDA version the driver supports.
+  type: str
+  returned: always
+nvlink_present:
+  description: Whether any GPU pair is linked by NVLink.
+  type: bool
+  returned: always
+nvlink_pairs:
+  description: 'NVLinks per GPU pair, e.g. {"GPU0-GPU1": 18}.'
+  type: dict
+  returned: always
+topology:
+  description: C(nvidia-smi topo -m) parsed (gpus, nics, links, nvlink_pairs, cpu_affinity); null without one.
+  type: dict
+  returned: always
+nvswitch_count:
+  description: NVSwitch chips on the PCI bus.
+  type: int
+  returned: always
+nvswitch_present:
+  description: Whether any NVSwitch chip is on the PCI bus.
+  type: bool
+  returned: always
+rdma_devices:
+  description: Every RDMA device (name, kind infiniband/roce/efa, driver, fw_ver, ports, active_ports).
+  type: list
+  elements: dict
+  returned: always
+hcas:
+  description: InfiniBand and RoCE device names.
+  type: list
+  elements: str
+  returned: always
+hca_ports:
+  description: Active ports as NCCL_IB_HCA entries (mlx5_0:1).
+  type: list
+  elements: str
+  returned: always
+infiniband_count:
+  description: InfiniBand devices.
+  type: int
+  returned: always
+roce_count:
+  description: RoCE devices.
+  type: int
+  returned: always
+efa_devices:
+  description: AWS EFA device names.
+  type: list
+  elements: str
+  returned: always
+efa_count:
+  description: AWS EFA devices.
+  type: int
+  returned: always
+expected:
+  description: What the profile requires (with O(profile)).
+  type: dict
+  returned: with profile
+problems:
+  description: Measured vs expected shortfalls (with O(profile)).
+  type: list
+  elements: str
+  returned: with profile
+msg:
+  description: One-line summary, or why no GPU was found.
+  type: str
+  returned: always
 """
 
 from pathlib import Path

@@ -92,7 +92,19 @@ options:
     description: Seconds a single HTTP read may stall before the transfer counts as broken.
     type: int
     default: 60
-author: qwen-infra
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads the listing (and the marker) and reports what would be fetched; writes nothing.
+  diff_mode:
+    support: none
+    details: The result's C(fetched) lists the files a run downloads (or would, in check mode).
+  platform:
+    support: full
+    platforms: posix
+author: qwen-infra maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -113,18 +125,19 @@ RETURN = r"""
 source:
   description: The source fetched, in canonical form (resolved from I(model) when given).
   type: str
-  returned: always
+  returned: when the listing was read (not when the completion marker already matched)
 prequantized:
   description: Whether I(model) + I(precision) resolved to an official pre-quantized checkpoint.
   type: bool
-  returned: success
+  returned: when the listing was read
 revision:
   description: Revision recorded in the marker (the hub revision, or the mirror manifest's sha256).
   type: str
-  returned: success
+  returned: when the listing was read
 fetched:
   description: Files downloaded (or, in check mode, that would be).
   type: list
+  elements: str
   returned: success
 bytes_downloaded:
   description: Bytes received in this run (resumed bytes excluded).
@@ -133,15 +146,32 @@ bytes_downloaded:
 bytes_total:
   description: Size of every selected file together.
   type: int
-  returned: success
+  returned: when the listing was read
 refetched:
   description: Files whose download failed verification and were fetched again.
   type: list
-  returned: success
+  elements: str
+  returned: when the listing was read
 network_requests:
   description: HTTP requests made by this run (0 when the marker matched).
   type: int
-  returned: always
+  returned: success
+elapsed_s:
+  description: Seconds the download took.
+  type: float
+  returned: when files were downloaded
+rate_mib_s:
+  description: Average download rate in MiB/s.
+  type: float
+  returned: when files were downloaded
+progress_file:
+  description: The file progress lines were appended to.
+  type: str
+  returned: when files were downloaded
+msg:
+  description: C(complete) when the completion marker matched and nothing was fetched; the reason on failure.
+  type: str
+  returned: when the marker matched, or on failure
 """
 
 import hashlib

@@ -39,7 +39,21 @@ options:
     description: Seconds between probes.
     type: int
     default: 5
-author: qwen-infra
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: partial
+    details: It changes nothing, but in check mode it skips the probing (the server may not have been
+      started) and returns C(skipped=true).
+  diff_mode:
+    support: none
+    details: It changes nothing, so there is nothing to diff.
+  platform:
+    support: full
+    platforms: posix
+    details: Hosts with systemd (the unit's state and journal are read with systemctl and journalctl).
+author: qwen-infra maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -64,7 +78,12 @@ probes:
 invocation_id:
   description: The systemd invocation of the unit that was waited for (its journal is in the message).
   type: str
-  returned: always
+  returned: when not in check mode
+msg:
+  description: Why the server is not ready (with this start's error lines and last log lines); in check
+    mode, that the probing was skipped.
+  type: str
+  returned: failure or check mode
 """
 
 import json

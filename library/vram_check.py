@@ -55,7 +55,23 @@ options:
     description: Fail when the GPU memory does not hold the plan (shape problems always fail).
     type: bool
     default: true
-author: qwen-infra
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; it runs the same in check mode and reports no change.
+  diff_mode:
+    support: none
+    details: It changes nothing, so there is nothing to diff.
+  platform:
+    support: full
+    platforms: posix
+notes:
+  - Needs only Python's standard library on the host; the sizing engine (qwen_infra.sizing, the code the
+    C(qwen-infra) command runs) is shipped with the module. How it computes and how close it comes to
+    real vLLM logs is in the project's docs/sizing.md.
+author: qwen-infra maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -120,6 +136,10 @@ max_concurrency:
   description: Requests of max_model_len tokens the KV cache holds at once ("Maximum concurrency").
   type: float
   returned: when checked
+max_model_len:
+  description: The context length sized (vllm_max_model_len, or the model's own when unset).
+  type: int
+  returned: when checked
 max_model_len_that_fits:
   description: Longest context one request can have.
   type: int
@@ -132,6 +152,10 @@ problems:
 breakdown:
   description: Per-stage memory (reservation, weights, activation peak, non-torch, CUDA graphs, KV).
   type: dict
+  returned: when checked
+gpu:
+  description: The GPU sized against (the smallest the plan uses, or the given memory per GPU).
+  type: str
   returned: when checked
 gpus:
   description: The GPUs nvidia-smi listed (index, name, usable GiB).

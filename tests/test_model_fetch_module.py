@@ -16,6 +16,7 @@ from qwen_infra.model_verify import MARKER_NAME
 
 from tests.model_hub_standin.hub import HubStandin
 from tests.model_hub_standin.runner import run_model_fetch
+from tests.module_docs import assert_return_documented
 
 SOURCE = "modelscope:Qwen/Qwen3-Tiny@v1.0"
 WEIGHTS = "model.safetensors"
@@ -64,6 +65,7 @@ def test_fresh_download_verifies_every_file_and_writes_the_marker(tmp_path, hub,
         in Path(result["progress_file"]).read_text()
     )
     assert not list(dest.glob("*.partial"))
+    assert_return_documented("model_fetch", result)
 
 
 def test_rerun_does_no_network_work_and_reports_no_change(tmp_path, hub):
@@ -74,6 +76,7 @@ def test_rerun_does_no_network_work_and_reports_no_change(tmp_path, hub):
     assert result["changed"] is False
     assert result["network_requests"] == 0
     assert hub.requests == []
+    assert_return_documented("model_fetch", result)
 
 
 def test_interrupted_download_resumes_without_fetching_bytes_again(tmp_path, hub, model_dir):
@@ -166,6 +169,7 @@ def test_check_mode_reports_what_would_be_fetched_and_writes_nothing(tmp_path, h
     assert sorted(result["fetched"]) == sorted(p.name for p in model_dir.iterdir())
     assert hub.sent == {}
     assert not dest.exists()
+    assert_return_documented("model_fetch", result)
 
 
 def test_include_and_exclude_select_files(tmp_path, hub):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -21,7 +22,7 @@ class IdentityArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def model_mirror_policy(partition: str, bucket: str, prefix: str) -> dict:
+def model_mirror_policy(partition: str, bucket: str, prefix: str) -> dict[str, Any]:
     """Read-only: list the prefix, get the objects under it."""
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
     return {

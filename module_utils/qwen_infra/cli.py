@@ -20,6 +20,7 @@ import json
 import math
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
@@ -36,11 +37,11 @@ from .server import (
     full_command,
     sizing_plan,
 )
-from .sizing.architecture import resolve_model, with_quantization
+from .sizing.architecture import Architecture, resolve_model, with_quantization
 from .sizing.devices import Device, gpu_from_catalog
 from .sizing.errors import SizingError
 from .sizing.memory import SizingResult
-from .sizing.recommend import recommend
+from .sizing.recommend import Recommendation, recommend
 from .sizing.suggest import size_with_fixes
 from .sizing.vllm_rules import (
     BLOCK_SIZES,
@@ -52,7 +53,7 @@ from .sizing.vllm_rules import (
     QUANTIZATIONS,
     VLLM_VERSION,
 )
-from .sizing.weights import checkpoint_tensors
+from .sizing.weights import Tensor, checkpoint_tensors
 from .units import GIB
 
 FITS, DOES_NOT_FIT, BAD_ARGUMENTS = 0, 1, 2
@@ -112,7 +113,7 @@ def _add_server_settings(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--port", type=int, default=ServerConfig.port)
 
 
-def _add_size(commands) -> None:
+def _add_size(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     size = commands.add_parser(
         "size",
         help="size one model on one GPU type with given vLLM arguments",
@@ -128,7 +129,7 @@ def _add_size(commands) -> None:
     size.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
-def _add_command(commands) -> None:
+def _add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = commands.add_parser(
         "command",
         help="print the exact command line a host's vLLM unit runs for these settings",
@@ -148,7 +149,7 @@ def _add_command(commands) -> None:
     command.add_argument("--json", action="store_true", help="print the argv as a JSON list")
 
 
-def _add_recommend(commands) -> None:
+def _add_recommend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rec = commands.add_parser(
         "recommend",
         help="the smallest GPU layout that serves a model at a context length and concurrency",
@@ -168,7 +169,7 @@ def _add_recommend(commands) -> None:
     rec.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
-def _add_bench(commands) -> None:
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench",
         help="load an OpenAI-compatible endpoint and report latency and throughput",
@@ -222,7 +223,7 @@ def _fail(command: str, message: str) -> int:
 SERVED_SUFFIX = {"awq": "-AWQ", "gptq": "-GPTQ-Int4"}
 
 
-def _load_model(model: str, quantization: str | None):
+def _load_model(model: str, quantization: str | None) -> tuple[Architecture, list[Tensor] | None, str]:
     """(architecture at that quantization, checkpoint tensors or None, the model vLLM is given)."""
     arch, checkpoint = resolve_model(model)
     already_quantized = arch.quantization.is_quantized
@@ -241,7 +242,7 @@ def _sizing_flag(quantization: str | None) -> str | None:
     return SIZING_QUANTIZATION.get(quantization, quantization)
 
 
-def _server(args, model: str, extra_args=()) -> ServerConfig:
+def _server(args: argparse.Namespace, model: str, extra_args: Sequence[str] = ()) -> ServerConfig:
     """The server description from the settings on the command line (ServerConfigError if unusable)."""
     settings = {
         name: getattr(args, name)
@@ -255,7 +256,7 @@ def _server(args, model: str, extra_args=()) -> ServerConfig:
     return from_settings(settings)
 
 
-def _device(args) -> Device:
+def _device(args: argparse.Namespace) -> Device:
     if args.gpu_memory_gib is not None:
         if not (math.isfinite(args.gpu_memory_gib) and 1 <= args.gpu_memory_gib <= MAX_GPU_MEMORY_GIB):
             raise SizingError(
@@ -265,7 +266,7 @@ def _device(args) -> Device:
     return gpu_from_catalog(args.gpu or "H100-80GB")
 
 
-def run_size(args) -> int:
+def run_size(args: argparse.Namespace) -> int:
     try:
         arch, tensors, served = _load_model(args.model, args.quantization)
         server = _server(args, served)
@@ -280,7 +281,7 @@ def run_size(args) -> int:
     return FITS if result.fits else DOES_NOT_FIT
 
 
-def run_command(args) -> int:
+def run_command(args: argparse.Namespace) -> int:
     try:
         server = _server(args, args.model, args.extra_arg)
     except ServerConfigError as error:
@@ -290,7 +291,7 @@ def run_command(args) -> int:
     return FITS
 
 
-def run_recommend(args) -> int:
+def run_recommend(args: argparse.Namespace) -> int:
     try:
         arch, _, served = _load_model(args.model, None if args.precision == "bf16" else args.precision)
         if args.max_model_len is not None and args.max_model_len < 1:
@@ -331,7 +332,7 @@ def run_recommend(args) -> int:
     return FITS if options else DOES_NOT_FIT
 
 
-def run_bench(args) -> int:
+def run_bench(args: argparse.Namespace) -> int:
     try:
         from .bench import command  # noqa: PLC0415 - httpx and matplotlib only where bench runs
     except ImportError as error:
@@ -339,7 +340,7 @@ def run_bench(args) -> int:
     return command.run(args)
 
 
-def _recommended_server(served: str, option, quantization: str | None) -> list[str]:
+def _recommended_server(served: str, option: Recommendation, quantization: str | None) -> list[str]:
     """The command line of a recommended layout (the served checkpoint, its name, the layout)."""
     server = from_plan(
         option.plan,
@@ -400,7 +401,9 @@ def format_size(server: ServerConfig, result: SizingResult) -> str:
     return "\n".join(lines)
 
 
-def format_recommendations(arch, args, options: list, commands: list[list[str]]) -> str:
+def format_recommendations(
+    arch: Architecture, args: argparse.Namespace, options: list[Recommendation], commands: list[list[str]]
+) -> str:
     max_len = args.max_model_len or arch.max_model_len_limit
     lines = [
         f"{arch.name} ({arch.quantization.label()}), {args.concurrency} request(s) of {max_len:,} tokens "

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 NVIDIA_PCI_VENDOR = "0x10de"
 # PCI class "bridge, other": NVSwitch chips; GPUs are 0x0302 (3D controller) or 0x0300 (VGA).
@@ -25,7 +27,7 @@ class GpuHostParseError(ValueError):
     """The text is not output of the expected form."""
 
 
-def parse_topo_matrix(text: str) -> dict:
+def parse_topo_matrix(text: str) -> dict[str, Any]:
     """Parse `nvidia-smi topo -m` into devices, pairwise links and the NIC legend.
 
     Returns {"gpus": [...], "nics": {"NIC0": "mlx5_0"}, "links": {"GPU0": {"GPU1": "NV18"}},
@@ -102,14 +104,14 @@ def rdma_device_kind(name: str, driver: str | None, link_layers: list[str]) -> s
     return "infiniband"
 
 
-def read_infiniband(root: Path | str = "/sys/class/infiniband") -> list[dict]:
+def read_infiniband(root: Path | str = "/sys/class/infiniband") -> list[dict[str, Any]]:
     """Every RDMA device under `root` with its ports (state, physical state, link layer, rate)."""
     root = Path(root)
     if not root.is_dir():
         return []
     devices = []
     for device in sorted(root.iterdir()):
-        ports = []
+        ports: list[dict[str, Any]] = []
         for port in sorted(
             (device / "ports").glob("*"), key=lambda path: int(path.name) if path.name.isdigit() else 0
         ):
@@ -162,7 +164,7 @@ def parse_architectures(xml_text: str) -> list[str]:
     return [(gpu.findtext("product_architecture") or "unknown").strip() for gpu in root.findall("gpu")]
 
 
-def hca_ports(devices: list[dict]) -> list[str]:
+def hca_ports(devices: list[dict[str, Any]]) -> list[str]:
     """'mlx5_0:1' for every ACTIVE port of an InfiniBand or RoCE device (NCCL_IB_HCA's syntax)."""
     return [
         f"{device['name']}:{port}"
@@ -173,14 +175,14 @@ def hca_ports(devices: list[dict]) -> list[str]:
 
 
 def assemble_facts(
-    gpus: list[dict],
+    gpus: list[dict[str, Any]],
     architectures: list[str],
-    topology: dict | None,
-    rdma_devices: list[dict],
+    topology: dict[str, Any] | None,
+    rdma_devices: list[dict[str, Any]],
     nvswitch_count: int,
     *,
     absent_reason: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """The gpu_facts fact from parsed pieces. `gpus` are nvidia_smi.GpuMemory.as_dict() records.
 
     With no GPU, gpu_present is false and msg says why; the fabric facts are still filled in.
@@ -254,7 +256,7 @@ def assemble_facts(
 
 # On-premises and lab shapes, in the same fields as aws_instances.INSTANCES (gpu: a catalogs.gpus.GPUS
 # key). ib_hcas: compute-fabric HCAs the host must show (0 = not checked).
-ONPREM_PROFILES = {
+ONPREM_PROFILES: dict[str, dict[str, Any]] = {
     "hgx-a100-8": {"gpus": 8, "gpu": "A100-80GB", "efa_interfaces": 0, "nvswitch": True, "ib_hcas": 8},
     "hgx-h100-8": {"gpus": 8, "gpu": "H100-80GB", "efa_interfaces": 0, "nvswitch": True, "ib_hcas": 8},
     "hgx-h200-8": {"gpus": 8, "gpu": "H200-141GB", "efa_interfaces": 0, "nvswitch": True, "ib_hcas": 8},
@@ -266,7 +268,9 @@ ONPREM_PROFILES = {
 USABLE_TOLERANCE = 0.02
 
 
-def profile_expectations(profile: str, aws_instances: dict, gpu_catalog: dict) -> dict:
+def profile_expectations(
+    profile: str, aws_instances: Mapping[str, Mapping[str, Any]], gpu_catalog: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     """What a host of `profile` (an AWS instance type or an ONPREM_PROFILES name) must show.
 
     Raises LookupError naming every known profile.
@@ -288,7 +292,7 @@ def profile_expectations(profile: str, aws_instances: dict, gpu_catalog: dict) -
     }
 
 
-def compare_with_profile(facts: dict, expected: dict) -> list[str]:
+def compare_with_profile(facts: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     """Every way the host's facts fall short of its profile, as 'measured vs expected' sentences."""
     problems = []
     if facts["gpu_count"] != expected["gpu_count"]:

@@ -127,7 +127,7 @@ def random_weights(arch: dict[str, int]) -> dict[str, np.ndarray]:
     return tensors
 
 
-def model_config(arch: dict[str, int], token_ids: dict[str, int]) -> dict[str, object]:
+def model_config(arch: dict[str, int], token_ids: dict[str, int | None]) -> dict[str, object]:
     return {
         "architectures": ["Qwen3ForCausalLM"],
         "model_type": "qwen3",

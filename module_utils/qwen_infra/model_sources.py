@@ -19,6 +19,7 @@ import json
 import re
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 MANIFEST_NAME = "MANIFEST.sha256"
 DEFAULT_ENDPOINTS = {
@@ -144,23 +145,21 @@ def parse_manifest(text: str) -> dict[str, str]:
     return entries
 
 
-def modelscope_files(entries: list[dict]) -> list[RemoteFile]:
+def modelscope_files(entries: list[dict[str, Any]]) -> list[RemoteFile]:
     """ModelScope's repo/files entries (Path, Type, Size, Sha256) -> files; directories dropped."""
     files = []
     for entry in entries:
         if (entry.get("Type") or entry.get("type") or "blob") == "tree":
             continue
-        path = entry.get("Path") or entry.get("path") or entry.get("Name")
+        path: str = entry.get("Path") or entry.get("path") or entry.get("Name") or ""
         digest = (entry.get("Sha256") or entry.get("sha256") or "").lower()
         if not _SHA256.match(digest):
             raise SourceError(f"ModelScope lists {path!r} without a sha256; cannot verify it")
-        files.append(
-            RemoteFile(safe_relative_path(path), int(entry.get("Size") or entry.get("size")), digest)
-        )
+        files.append(RemoteFile(safe_relative_path(path), int(entry.get("Size") or entry["size"]), digest))
     return files
 
 
-def hf_files(tree: list[dict]) -> list[RemoteFile]:
+def hf_files(tree: list[dict[str, Any]]) -> list[RemoteFile]:
     """Hugging Face tree entries -> files. LFS files carry sha256 (lfs.oid); small git files only a git
     blob id, recorded as `gitsha1:<oid>` and verified as a git blob (model_verify.file_digest)."""
     files = []

@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 MARKER_NAME = ".qwen-infra-complete.json"
 PARTIAL_SUFFIX = ".partial"
@@ -21,17 +22,25 @@ class VerifyError(Exception):
     """Disk state that stops a fetch (not enough space, cannot write); the message says what to do."""
 
 
-def new_hasher(expected: str):
+class Hasher(Protocol):
+    """What the digest helpers need of a hashlib object (sha256 or sha1)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def new_hasher(expected: str) -> Hasher:
     """A hash object matching how the source states its digest: sha256, or a git blob id (`gitsha1:`)."""
     return hashlib.sha1(usedforsecurity=False) if expected.startswith("gitsha1:") else hashlib.sha256()
 
 
-def start_git_blob(hasher, size: int) -> None:
+def start_git_blob(hasher: Hasher, size: int) -> None:
     """A git blob id is sha1 over 'blob <size>\\0' followed by the content."""
     hasher.update(f"blob {size}\0".encode())
 
 
-def hexdigest(hasher, expected: str) -> str:
+def hexdigest(hasher: Hasher, expected: str) -> str:
     return ("gitsha1:" if expected.startswith("gitsha1:") else "") + hasher.hexdigest()
 
 
@@ -55,12 +64,12 @@ class MarkerCheck:
     reason: str  # why not complete ("" when complete)
 
 
-def marker_payload(source: str, revision: str, files: list[dict]) -> dict:
+def marker_payload(source: str, revision: str, files: list[dict[str, Any]]) -> dict[str, Any]:
     """files: [{path, size, sha256}]; each gets the mtime_ns it has on disk now, to detect later edits."""
     return {"source": source, "revision": revision, "files": files}
 
 
-def write_marker(dest: Path, payload: dict) -> None:
+def write_marker(dest: Path, payload: dict[str, Any]) -> None:
     """Write atomically (temp file, fsync, rename): a crash leaves either no marker or a whole one."""
     for entry in payload["files"]:
         entry["mtime_ns"] = (dest / entry["path"]).stat().st_mtime_ns
@@ -73,9 +82,10 @@ def write_marker(dest: Path, payload: dict) -> None:
     os.replace(temporary, dest / MARKER_NAME)
 
 
-def read_marker(dest: Path) -> dict | None:
+def read_marker(dest: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((dest / MARKER_NAME).read_text())
+        marker: dict[str, Any] = json.loads((dest / MARKER_NAME).read_text())
+        return marker
     except (OSError, ValueError):
         return None
 

@@ -26,7 +26,9 @@ def _edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
-def unknown_variables(names: Iterable[str], options_by_role: dict[str, Iterable[str]]) -> list[dict]:
+def unknown_variables(
+    names: Iterable[str], options_by_role: dict[str, Iterable[str]]
+) -> list[dict[str, str | None]]:
     """Variables named like a role's (its name and "_" as prefix) that its argument specs do not know,
     each with the nearest known option. Internal names (leading "_") are the roles' own business."""
     found = []

@@ -16,6 +16,7 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from .units import MIB
 
@@ -53,7 +54,7 @@ class GpuMemory:
     cuda_version: str | None = None
     mig_mode: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -131,7 +132,15 @@ def parse_nvidia_smi_xml(text: str) -> list[GpuMemory]:
     return gpus
 
 
-def run_nvidia_smi_xml(module) -> tuple[str | None, str | None, str]:
+class CommandRunner(Protocol):
+    """The part of AnsibleModule that run_nvidia_smi_xml uses."""
+
+    def get_bin_path(self, arg: str) -> str | None: ...
+
+    def run_command(self, args: list[str]) -> tuple[int, str, str]: ...
+
+
+def run_nvidia_smi_xml(module: CommandRunner) -> tuple[str | None, str | None, str]:
     """Run `nvidia-smi -q -x` through an Ansible module's get_bin_path/run_command (passed in, so this
     file imports nothing of Ansible): (binary, xml, "") or (None, None, reason) when the host has no
     usable nvidia-smi. Every module that reads the GPUs starts here."""

@@ -10,12 +10,14 @@ are known; elsewhere the verdict says it was not checked.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from .nvidia_smi import GpuMemory
 from .server import FIELD_NAMES, ServerConfig, flag, sizing_plan, sizing_quantization, variable
 from .sizing.architecture import Architecture, with_quantization
 from .sizing.devices import Device
 from .sizing.errors import SizingError
-from .sizing.layout import shape_problems
+from .sizing.layout import Plan, shape_problems
 from .sizing.report import check_host, not_checked
 from .sizing.suggest import suggest_fixes
 from .sizing.vllm_rules import QUANTIZATIONS
@@ -74,11 +76,11 @@ def check_server(
     arch: Architecture,
     server: ServerConfig,
     *,
-    gpus: list | None = None,
+    gpus: list[GpuMemory] | None = None,
     architectures: list[str] | None = None,
     tensors: list[Tensor] | None = None,
     gpu_memory_bytes: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The verdict on one server for one host. `gpus` are nvidia-smi's GPUs (None: no GPU, so only the
     shape is checked unless `gpu_memory_bytes` gives the memory per GPU)."""
     quantization = quantization_problems(arch, server)
@@ -105,14 +107,14 @@ def check_server(
     return result
 
 
-def _shape_fixes(arch: Architecture, plan, tensors) -> list[str]:
+def _shape_fixes(arch: Architecture, plan: Plan, tensors: list[Tensor] | None) -> list[str]:
     """Fixes for a shape problem on a host without GPU memory to size: sized on a GPU large enough that
     memory never decides, so only the shape does."""
     roomy = Device("any GPU", 1 << 50)
     return suggest_fixes(arch, roomy, plan, tensors, 0)
 
 
-def _refused(arch: Architecture, problems: list[str], *, memory_checked: bool) -> dict:
+def _refused(arch: Architecture, problems: list[str], *, memory_checked: bool) -> dict[str, Any]:
     return {
         "checked": memory_checked,
         "shape_checked": True,

@@ -11,7 +11,9 @@ the variable to use instead. Stdlib only: Ansible ships this file to hosts.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from .names import nearest_name
 from .sizing.layout import Plan
@@ -136,7 +138,7 @@ def _as_bool(name: str, value: object) -> bool:
     raise ServerConfigError(f"{variable(name)} must be true or false, not {value!r}")
 
 
-def from_settings(settings: dict) -> ServerConfig:
+def from_settings(settings: Mapping[str, Any]) -> ServerConfig:
     """A ServerConfig from a mapping of field names (as the role passes them), types coerced, every
     value checked. Unknown names are refused with the nearest known one."""
     unknown = sorted(set(settings) - set(FIELD_NAMES))
@@ -161,7 +163,7 @@ def from_settings(settings: dict) -> ServerConfig:
     return server
 
 
-def _coerce(name: str, annotation: str, raw: object):
+def _coerce(name: str, annotation: object, raw: object) -> Any:
     """One setting as its field's type (the role's variables arrive as YAML and Jinja make them)."""
     if name in _SWITCHES:
         return _as_bool(name, raw)
@@ -184,7 +186,7 @@ def _nearest_hint(name: str) -> str:
     return f" (did you mean {nearest}?)" if nearest else ""
 
 
-def _choice_problem(name: str, value, choices) -> list[str]:
+def _choice_problem(name: str, value: object, choices: Iterable[object]) -> list[str]:
     if value is None or value in choices:
         return []
     return [f"{variable(name)} is {value!r}; vLLM accepts {', '.join(map(str, choices))}"]
@@ -230,7 +232,7 @@ def setting_problems(server: ServerConfig) -> list[str]:
     return problems
 
 
-def extra_args_problems(extra_args) -> list[str]:
+def extra_args_problems(extra_args: Iterable[str]) -> list[str]:
     """A modelled setting (or the API key) given in extra_args is refused with the variable to use."""
     problems = []
     by_flag = {flag(name): name for name in FIELD_NAMES if name != "extra_args"}
@@ -267,7 +269,7 @@ def full_command(server: ServerConfig, python: str) -> list[str]:
     return [python, *ENTRY_POINT, *command_line(server)]
 
 
-def _format(value) -> str:
+def _format(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -294,7 +296,7 @@ def sizing_plan(server: ServerConfig, gpus_available: int | None = None) -> Plan
     )
 
 
-def from_plan(plan: Plan, **settings) -> ServerConfig:
+def from_plan(plan: Plan, **settings: Any) -> ServerConfig:
     """The server that runs a sizing plan (model, name and the rest given as keyword settings)."""
     return replace(
         ServerConfig(**settings),
@@ -310,7 +312,7 @@ def from_plan(plan: Plan, **settings) -> ServerConfig:
     )
 
 
-def role_variables(server: ServerConfig, names=None) -> dict:
+def role_variables(server: ServerConfig, names: Iterable[str] | None = None) -> dict[str, Any]:
     """The vllm role's variables for the given fields (all but model-independent defaults: every field)."""
     chosen = names or FIELD_NAMES
     values = {}

@@ -39,7 +39,8 @@ def models_verdict(status: int | None, body: object, model: str) -> tuple[str, s
         return FAILED, "the server refused the API key (401): the key in the environment file differs"
     if status != 200:
         return WAIT, f"HTTP {status}"
-    served = [item.get("id") for item in (body or {}).get("data", []) if isinstance(item, dict)]
+    listed = body.get("data", []) if isinstance(body, dict) else []
+    served = [item.get("id") for item in listed if isinstance(item, dict)]
     if model not in served:
         return FAILED, f"the server answers but serves {served}, not {model!r}"
     return READY, "model listed"

@@ -17,6 +17,7 @@ Version-dependent inputs are set from what each log shows, never tuned to make a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .sizing.architecture import Architecture, architecture_from_config, catalog_config, resolve_model
 from .sizing.devices import Device, gpu_from_catalog
@@ -56,9 +57,9 @@ QWEN3_CODER_30B_A3B = {"catalog": "Qwen/Qwen3-30B-A3B", "max_position_embeddings
 @dataclass(frozen=True)
 class Case:
     key: str
-    model: str | dict  # catalog name, config.json dict, or {"catalog": name, **overrides}
+    model: str | dict[str, Any]  # catalog name, config.json dict, or {"catalog": name, **overrides}
     gpu: str | float  # catalog GPU or usable GiB as the log reports it
-    plan: dict
+    plan: dict[str, Any]
     vllm_version: str
     source: str
     logged_weights_gib: float | None = None

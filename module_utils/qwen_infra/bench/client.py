@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -39,9 +40,9 @@ class RequestRecord:
         return self.started + (self.latency or 0.0)
 
 
-def request_body(model: str, shape: RequestShape, chat: bool) -> dict:
+def request_body(model: str, shape: RequestShape, chat: bool) -> dict[str, Any]:
     """The request: fixed output length (ignore_eos, vLLM's extension) so lengths are what was asked."""
-    body: dict = {
+    body: dict[str, Any] = {
         "model": model,
         "max_tokens": shape.output_tokens,
         "stream": True,
@@ -56,13 +57,12 @@ def request_body(model: str, shape: RequestShape, chat: bool) -> dict:
     return body
 
 
-def _text_of(event: dict, chat: bool) -> str:
+def _text_of(event: dict[str, Any], chat: bool) -> str:
     choices = event.get("choices") or []
     if not choices:
         return ""
-    if chat:
-        return (choices[0].get("delta") or {}).get("content") or ""
-    return choices[0].get("text") or ""
+    text: str = ((choices[0].get("delta") or {}).get("content") if chat else choices[0].get("text")) or ""
+    return text
 
 
 async def send(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from . import report, stats
+from .client import RequestRecord
 from .runner import Load, Target
 from .runner import run as run_load
-from .workload import WorkloadError, dataset_shapes, synthetic_shapes
+from .workload import RequestShape, WorkloadError, dataset_shapes, synthetic_shapes
 
 NO_FAILURE, SOME_FAILED, BAD_ARGUMENTS = 0, 1, 2
 
@@ -21,10 +25,11 @@ class BenchArgumentError(ValueError):
     """An argument the bench cannot run with."""
 
 
-def _api_key(args) -> str:
+def _api_key(args: argparse.Namespace) -> str:
     if args.api_key_file:
         try:
-            return args.api_key_file.read_text().strip()
+            key: str = args.api_key_file.read_text().strip()
+            return key
         except OSError as error:
             raise BenchArgumentError(
                 f"cannot read --api-key-file {args.api_key_file}: {error.strerror}"
@@ -32,7 +37,7 @@ def _api_key(args) -> str:
     return os.environ.get(args.api_key_env) or os.environ.get("OPENAI_API_KEY", "")
 
 
-def _load(args) -> Load:
+def _load(args: argparse.Namespace) -> Load:
     if args.concurrency is not None and not 1 <= args.concurrency <= 10_000:
         raise BenchArgumentError(f"--concurrency must be 1-10000, not {args.concurrency}")
     if args.rate is not None and not (math.isfinite(args.rate) and 0 < args.rate <= 10_000):
@@ -50,7 +55,7 @@ def _load(args) -> Load:
     )
 
 
-def _shapes(args):
+def _shapes(args: argparse.Namespace) -> Iterator[RequestShape]:
     if not 1 <= args.prompt_tokens <= 1_000_000 or not 1 <= args.output_tokens <= 1_000_000:
         raise BenchArgumentError("--prompt-tokens and --output-tokens must be 1-1000000")
     tokenizer = None
@@ -67,7 +72,7 @@ def _shapes(args):
     return synthetic_shapes(args.prompt_tokens, args.output_tokens, tokenizer)
 
 
-def prediction(sized: dict, request_tokens: int, load: Load) -> dict:
+def prediction(sized: dict[str, Any], request_tokens: int, load: Load) -> dict[str, Any]:
     """The sizing engine's answer for the host (`qwen-infra size --json`, or a host's vram_check
     result) at this run's request length."""
     breakdown = sized.get("breakdown") or {}
@@ -86,7 +91,7 @@ def prediction(sized: dict, request_tokens: int, load: Load) -> dict:
     }
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         load = _load(args)
         shapes = _shapes(args)
@@ -120,10 +125,12 @@ def run(args) -> int:
     return NO_FAILURE if summary["requests"]["failed"] == 0 else SOME_FAILED
 
 
-def run_with_first(target, first, shapes, load, progress):
+def run_with_first(
+    target: Target, first: RequestShape, shapes: Iterator[RequestShape], load: Load, progress: bool
+) -> tuple[list[RequestRecord], float]:
     """Run with the request already drawn (its length was needed for the comparison) sent first."""
 
-    def again():
+    def again() -> Iterator[RequestShape]:
         yield first
         yield from shapes
 

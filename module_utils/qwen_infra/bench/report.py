@@ -4,11 +4,12 @@ sizing engine's prediction for the host."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .client import RequestRecord
 
 
-def table(summary: dict, target: str) -> str:
+def table(summary: dict[str, Any], target: str) -> str:
     req, tput = summary["requests"], summary["throughput"]
     failed = ", ".join(f"{status}: {count}" for status, count in req["failed_by_status"].items()) or "none"
     lines = [
@@ -40,7 +41,7 @@ def table(summary: dict, target: str) -> str:
     return "\n".join(lines)
 
 
-def _num(value) -> str:
+def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 

@@ -66,10 +66,20 @@ class Progress:
         sys.stderr.flush()
 
 
-async def _closed_loop(client, target, shapes, load, *, progress, records, clock_zero, stop_at):
+async def _closed_loop(
+    client: httpx.AsyncClient,
+    target: Target,
+    shapes: Iterator[RequestShape],
+    load: Load,
+    *,
+    progress: Progress,
+    records: list[RequestRecord],
+    clock_zero: float,
+    stop_at: float | None,
+) -> None:
     issued = itertools.count()
 
-    async def worker():
+    async def worker() -> None:
         while True:
             if load.requests is not None and next(issued) >= load.requests:
                 return
@@ -85,11 +95,21 @@ async def _closed_loop(client, target, shapes, load, *, progress, records, clock
     await asyncio.gather(*(worker() for _ in range(load.concurrency or 1)))
 
 
-async def _open_loop(client, target, shapes, load, *, progress, records, clock_zero, stop_at):
-    tasks = []
+async def _open_loop(
+    client: httpx.AsyncClient,
+    target: Target,
+    shapes: Iterator[RequestShape],
+    load: Load,
+    *,
+    progress: Progress,
+    records: list[RequestRecord],
+    clock_zero: float,
+    stop_at: float | None,
+) -> None:
+    tasks: list[asyncio.Task[None]] = []
     gaps = poisson_gaps(load.rate or 1.0)
 
-    async def one(shape):
+    async def one(shape: RequestShape) -> None:
         progress.in_flight += 1
         record = await send(
             client, target.url, shape, model=target.model, chat=target.chat, clock_zero=clock_zero
@@ -114,7 +134,9 @@ def _count(record: RequestRecord, records: list[RequestRecord], progress: Progre
     progress.update()
 
 
-async def _run(target: Target, shapes: Iterator[RequestShape], load: Load, show_progress: bool):
+async def _run(
+    target: Target, shapes: Iterator[RequestShape], load: Load, show_progress: bool
+) -> tuple[list[RequestRecord], float]:
     records: list[RequestRecord] = []
     progress = Progress(show_progress, load.requests, load.duration_s)
     in_flight = load.concurrency or 256
@@ -142,6 +164,8 @@ async def _run(target: Target, shapes: Iterator[RequestShape], load: Load, show_
     return records, wall
 
 
-def run(target: Target, shapes: Iterator[RequestShape], load: Load, show_progress: bool = True):
+def run(
+    target: Target, shapes: Iterator[RequestShape], load: Load, show_progress: bool = True
+) -> tuple[list[RequestRecord], float]:
     """(records, wall-clock seconds) of one run."""
     return asyncio.run(_run(target, shapes, load, show_progress))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 from .client import RequestRecord
 
@@ -20,9 +21,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def distribution(values: list[float]) -> dict:
+def distribution(values: list[float]) -> dict[str, float | None]:
     """Median, P90 and P99 (and the mean), in milliseconds."""
-    result: dict = {f"p{q}_ms": _ms(percentile(values, q)) for q in PERCENTILES}
+    result: dict[str, float | None] = {f"p{q}_ms": _ms(percentile(values, q)) for q in PERCENTILES}
     result["mean_ms"] = _ms(sum(values) / len(values)) if values else None
     return result
 
@@ -31,7 +32,7 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-def summarize(records: list[RequestRecord], wall_s: float) -> dict:
+def summarize(records: list[RequestRecord], wall_s: float) -> dict[str, Any]:
     """Counts by outcome, the latency distributions of the successful requests, and throughput."""
     ok = [r for r in records if r.ok]
     by_status = Counter(str(r.status) if r.status else "no response" for r in records if not r.ok)

@@ -8,6 +8,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # an optional dependency, imported by the caller that has one
+    from tokenizers import Tokenizer
 
 # Words that tokenize to about one token each in Qwen's BPE (plain, frequent English words).
 _FILLER = (
@@ -49,7 +53,7 @@ class RequestShape:
     prompt_tokens: int  # as counted by the tokenizer when one is given, else estimated (words)
 
 
-def synthetic_prompt(tokens: int, seed: int, tokenizer=None) -> tuple[str, int]:
+def synthetic_prompt(tokens: int, seed: int, tokenizer: Tokenizer | None = None) -> tuple[str, int]:
     """A prompt of about `tokens` tokens (exactly, with a tokenizer), different for each seed so no
     prefix cache serves it whole."""
     rng = random.Random(seed)  # noqa: S311 - varied prompts, not secrets
@@ -64,7 +68,9 @@ def synthetic_prompt(tokens: int, seed: int, tokenizer=None) -> tuple[str, int]:
     return tokenizer.decode(ids[:tokens]), tokens
 
 
-def synthetic_shapes(prompt_tokens: int, output_tokens: int, tokenizer=None) -> Iterator[RequestShape]:
+def synthetic_shapes(
+    prompt_tokens: int, output_tokens: int, tokenizer: Tokenizer | None = None
+) -> Iterator[RequestShape]:
     """An endless stream of requests of the given lengths."""
     if prompt_tokens < 1 or output_tokens < 1:
         raise WorkloadError("--prompt-tokens and --output-tokens must be at least 1")
@@ -75,7 +81,9 @@ def synthetic_shapes(prompt_tokens: int, output_tokens: int, tokenizer=None) -> 
         seed += 1
 
 
-def dataset_shapes(path: Path, default_output_tokens: int, tokenizer=None) -> Iterator[RequestShape]:
+def dataset_shapes(
+    path: Path, default_output_tokens: int, tokenizer: Tokenizer | None = None
+) -> Iterator[RequestShape]:
     """Requests from a JSONL file, one object a line: {"prompt": "...", "output_tokens": N} (output_tokens
     optional), replayed in order and again from the start when the run is longer than the file."""
     shapes = []

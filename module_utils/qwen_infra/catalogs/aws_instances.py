@@ -1,4 +1,4 @@
-"""AWS GPU instance catalog: data only, plus two small lookups. Stdlib only, nothing imported.
+"""AWS GPU instance catalog: data only, plus two small lookups. Stdlib only.
 
 The one source of truth for what an AWS GPU instance type offers. The Pulumi program (infra/) picks
 hardware from it and generates each type's EFA interface layout from it; the Ansible GPU validation gate
@@ -22,6 +22,26 @@ Pulumi program cross-checks efa_interfaces and network_cards against `ec2:Descri
 preview and refuses to deploy when they disagree.
 """
 
+from typing import TypedDict
+
+
+class InstanceEntry(TypedDict):
+    """One INSTANCES entry (the fields are described above)."""
+
+    gpus: int
+    gpu: str
+    efa_interfaces: int
+    network_cards: int
+    nvswitch: bool
+    nvme_gb: int
+    vcpus: int
+    memory_gib: int
+    usd_per_hour: float | None
+    price_date: str
+    price_source: str
+    price_status: str
+
+
 PRICE_REGION = "us-east-1"
 # The day these prices were looked up; used as price_date where the sources carry no date of their own.
 LOOKUP_DATE = "2026-11-22"
@@ -33,7 +53,7 @@ _POST_CUT = (
     "as p5 $98.32 are stale)"
 )
 
-INSTANCES = {
+INSTANCES: dict[str, InstanceEntry] = {
     "p4d.24xlarge": {
         "gpus": 8,
         "gpu": "A100-40GB",
@@ -194,7 +214,7 @@ INSTANCES = {
 }
 
 
-def instance(name: str) -> dict:
+def instance(name: str) -> InstanceEntry:
     """The catalog entry of an instance type; LookupError naming the known types otherwise."""
     try:
         return INSTANCES[name]

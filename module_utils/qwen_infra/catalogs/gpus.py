@@ -5,14 +5,30 @@ gpu_memory_utilization. "measured" entries were read on a real card; "derived" o
 published figures and need a check on real hardware.
 """
 
+from typing import TypedDict
+
 from ..units import GIB
+
+
+class GpuEntry(TypedDict):
+    """One GPUS entry (the fields are described above GPUS)."""
+
+    nvlink: bool
+    product_names: list[str]
+    usable_bytes: int
+    nvidia_smi_total_mib: int
+    cost_rank: int
+    kind: str
+    source: str
+    date: str
+
 
 # usable_bytes: what the CUDA runtime reports as total memory (torch.cuda.mem_get_info()[1]); it is
 # nvidia-smi's memory.total minus memory.reserved. nvlink: the SXM/HGX boards sold in 4- and 8-GPU
 # NVLink/NVSwitch nodes, where NCCL's buffers are larger (PCIe variants are recognised by name).
 # cost_rank orders the GPUs by typical rental price (1 = cheapest); the recommender uses it only to
 # break ties between layouts of equal GPU count.
-GPUS = {
+GPUS: dict[str, GpuEntry] = {
     "L4": {
         "nvlink": False,
         "product_names": ["NVIDIA L4"],

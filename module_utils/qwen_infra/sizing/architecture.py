@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..catalogs.models import AWQ_W4_G128, GPTQ_W4_G128, MODELS, QUANTIZATION_SUFFIXES, QUANTIZED_VARIANTS
 from .errors import SizingError
@@ -51,7 +52,7 @@ class QuantConfig:
 NO_QUANT = QuantConfig()
 
 
-def parse_quantization_config(config: dict | None) -> QuantConfig:
+def parse_quantization_config(config: dict[str, Any] | None) -> QuantConfig:
     """Read a config.json quantization_config (AWQ, GPTQ, FP8, compressed-tensors)."""
     if not config:
         return NO_QUANT
@@ -81,7 +82,7 @@ def parse_quantization_config(config: dict | None) -> QuantConfig:
     )
 
 
-def _parse_compressed_tensors(config: dict) -> QuantConfig:
+def _parse_compressed_tensors(config: dict[str, Any]) -> QuantConfig:
     groups = config.get("config_groups") or {}
     if not groups:
         raise SizingError("compressed-tensors quantization_config without config_groups")
@@ -140,14 +141,14 @@ class Architecture:
         return self.max_position_embeddings
 
 
-def _first(config: dict, *keys, default=None):
+def _first(config: dict[str, Any], *keys: str, default: Any = None) -> Any:
     for key in keys:
         if config.get(key) is not None:
             return config[key]
     return default
 
 
-def architecture_from_config(config: dict, name: str = "") -> Architecture:
+def architecture_from_config(config: dict[str, Any], name: str = "") -> Architecture:
     """Build an Architecture from a config.json dict (dense or MoE; Qwen2/2.5/3 and same-shaped models)."""
     quant_config = config.get("quantization_config")
     if isinstance(config.get("text_config"), dict):  # multimodal wrappers keep the LM under text_config
@@ -210,7 +211,7 @@ def load_architecture(model_dir: str | Path) -> Architecture:
     return architecture_from_config(config, name=Path(model_dir).name)
 
 
-def catalog_config(name: str) -> dict:
+def catalog_config(name: str) -> dict[str, Any]:
     """config.json fields of a catalog model, including the -AWQ / -GPTQ-Int4 / -FP8 variants."""
     wanted = name if "/" in name else f"Qwen/{name}"
     by_lower = {key.lower(): key for key in MODELS}
@@ -240,7 +241,7 @@ def resolve_model(model: str) -> tuple[Architecture, Path | None]:
 
 
 # The quantization_config a --quantization flag stands for when the checkpoint itself is unquantized.
-FLAG_QUANTIZATION = {
+FLAG_QUANTIZATION: dict[str, dict[str, Any]] = {
     "awq": AWQ_W4_G128,
     "gptq": GPTQ_W4_G128,
     # vLLM's online FP8 (--quantization fp8 on a bf16 checkpoint) is per-tensor, no blocks.

@@ -73,13 +73,13 @@ def validate_plan(plan: Plan) -> None:
     ):
         if value < 1:
             raise SizingError(f"{flag} must be at least 1, not {value}")
-    for flag, value in (
+    for flag, optional in (
         ("--max-model-len", plan.max_model_len),
         ("--max-num-seqs", plan.max_num_seqs),
         ("--max-num-batched-tokens", plan.max_num_batched_tokens),
     ):
-        if value is not None and value < 1:
-            raise SizingError(f"{flag} must be a positive number, not {value}")
+        if optional is not None and optional < 1:
+            raise SizingError(f"{flag} must be a positive number, not {optional}")
     if plan.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise SizingError(
             f"--kv-cache-dtype {plan.kv_cache_dtype!r} is not one vLLM knows ({', '.join(KV_CACHE_DTYPES)})"

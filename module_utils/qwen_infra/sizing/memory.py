@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..units import GIB
 from .architecture import Architecture
@@ -84,8 +85,10 @@ class StageMemory:
     kv_bytes_per_token: int
     num_blocks: int
 
-    def as_gib(self) -> dict:
-        gib = lambda b: round(b / GIB, 3)  # noqa: E731 - local formatting helper
+    def as_gib(self) -> dict[str, Any]:
+        def gib(nbytes: int) -> float:
+            return round(nbytes / GIB, 3)
+
         return {
             "stage": self.stage,
             "layers": list(self.layers),
@@ -114,9 +117,9 @@ class SizingResult:
     max_model_len: int
     max_model_len_that_fits: int
     problems: list[str]
-    breakdown: dict = field(default_factory=dict)
+    breakdown: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "fits": self.fits,
             "weights_gib_per_rank": self.weights_gib_per_rank,

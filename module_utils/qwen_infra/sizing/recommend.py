@@ -4,6 +4,7 @@ concurrency (what `qwen-infra recommend` prints)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..catalogs.gpus import GPUS
 from .architecture import Architecture
@@ -21,7 +22,7 @@ class Recommendation:
     plan: Plan
     result: SizingResult
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "gpu": self.gpu,
             "gpus": self.gpus,

@@ -4,7 +4,9 @@ given memory per GPU), or say why the check does not apply there."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from ..nvidia_smi import GpuMemory
 from ..units import GIB
 from .architecture import Architecture
 from .devices import Device, device_for
@@ -14,7 +16,7 @@ from .suggest import size_with_fixes
 from .weights import Tensor
 
 
-def not_checked(reason: str) -> dict:
+def not_checked(reason: str) -> dict[str, Any]:
     """Result for a host where the GPU memory check does not apply (no GPU, or vLLM on CPU)."""
     return {
         "checked": False,
@@ -28,10 +30,10 @@ def not_checked(reason: str) -> dict:
 def check_host(
     arch: Architecture,
     plan: Plan,
-    gpus: list | None = None,
+    gpus: list[GpuMemory] | None = None,
     tensors: list[Tensor] | None = None,
     gpu_memory_bytes: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Size `plan` on this host's GPUs (objects with name, usable_bytes and mig_mode, as
     nvidia_smi.parse_nvidia_smi_xml returns them) or on `gpu_memory_bytes` per GPU when given.
 
@@ -42,7 +44,7 @@ def check_host(
             raise SizingError(f"gpu_memory_bytes must be positive, not {gpu_memory_bytes}")
         device = Device(f"{gpu_memory_bytes / GIB:.2f} GiB GPU", gpu_memory_bytes)
         plan = replace(plan, gpus_available=plan.gpus_available or world)
-        gpu_facts: list[dict] = []
+        gpu_facts: list[dict[str, Any]] = []
     else:
         if not gpus:
             raise SizingError("no GPU was listed by nvidia-smi")

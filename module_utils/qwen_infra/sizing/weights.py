@@ -9,6 +9,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..units import MIB
 from .architecture import Architecture, QuantConfig
@@ -67,7 +68,9 @@ def model_tensors(arch: Architecture) -> list[Tensor]:
     for layer in range(arch.num_layers):
         p = f"model.layers.{layer}."
 
-        def add(name: str, nbytes: int, split: str, expert: int | None = None, *, _p=p, _layer=layer) -> None:
+        def add(
+            name: str, nbytes: int, split: str, expert: int | None = None, *, _p: str = p, _layer: int = layer
+        ) -> None:
             tensors.append(Tensor(_p + name, nbytes, split, layer=_layer, expert=expert))
 
         add("input_layernorm.weight", h * 2, REPLICATED)
@@ -119,7 +122,7 @@ SAFETENSORS_DTYPE_BYTES = {
 MAX_SAFETENSORS_HEADER = 100 * MIB
 
 
-def read_safetensors_header(path: str | Path) -> dict[str, dict]:
+def read_safetensors_header(path: str | Path) -> dict[str, dict[str, Any]]:
     """Tensor name -> {dtype, shape, nbytes} from a .safetensors file, reading only its header
     (8-byte little-endian length, then that many bytes of JSON)."""
     with open(path, "rb") as handle:
