@@ -318,3 +318,42 @@ KV_TOKENS_TOLERANCE = 0.10
 
 def relative_error(predicted: float, logged: float) -> float:
     return (predicted - logged) / logged
+
+
+# --- measured here: vLLM started on the lent H200 with the command line our unit runs ----------------
+
+
+@dataclass(frozen=True)
+class H200Run:
+    """One start of vLLM on the lent H200, as the vllm role's unit runs it: the server settings (vLLM's
+    names, as qwen_infra.server.ServerConfig takes them) go through qwen_infra.server.full_command, plus
+    `--load-format dummy` (random weights, nothing to download). tools/h200_vllm_run.py renders and runs
+    them; tests/fixtures/gpu/h200/vllm-0.26/ holds what vLLM logged."""
+
+    key: str
+    model: str  # catalog name; the device gets a folder with its config.json and a padded tokenizer
+    settings: dict
+    expect_fits: bool = True
+
+    @property
+    def served_model_name(self) -> str:
+        return self.model.split("/")[-1]
+
+
+H200_RUNS = (
+    H200Run("qwen3-8b-len8192", "Qwen/Qwen3-8B", {"max_model_len": 8192}),
+    H200Run("qwen3-8b-len40960-eager", "Qwen/Qwen3-8B", {"max_model_len": 40960, "enforce_eager": True}),
+    H200Run("qwen3-32b-len32768", "Qwen/Qwen3-32B", {"max_model_len": 32768}),
+    H200Run("qwen3-32b-len8192-eager", "Qwen/Qwen3-32B", {"max_model_len": 8192, "enforce_eager": True}),
+    H200Run("qwen3-30b-a3b-len32768", "Qwen/Qwen3-30B-A3B", {"max_model_len": 32768}),
+    H200Run(
+        "qwen3-30b-a3b-len32768-eager", "Qwen/Qwen3-30B-A3B", {"max_model_len": 32768, "enforce_eager": True}
+    ),
+    H200Run("qwen3-32b-fp8kv-len32768", "Qwen/Qwen3-32B", {"max_model_len": 32768, "kv_cache_dtype": "fp8"}),
+    H200Run(
+        "qwen3-32b-len40960-util0.5-eager",
+        "Qwen/Qwen3-32B",
+        {"max_model_len": 40960, "gpu_memory_utilization": 0.5, "enforce_eager": True},
+        expect_fits=False,
+    ),
+)
