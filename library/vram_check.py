@@ -55,6 +55,12 @@ options:
     description: Fail when the GPU memory does not hold the plan (shape problems always fail).
     type: bool
     default: true
+  vllm_version:
+    description:
+      - The vLLM release the host runs (or will install). Releases differ in what they count inside the
+        memory budget (CUDA-graph memory, for one); the sizing models this one's rules, or those of the
+        release the vllm role pins when it is not given.
+    type: str
 author: qwen-infra
 """
 
@@ -201,6 +207,7 @@ def main():
             "gpu_memory_bytes": {"type": "int"},
             "require_model": {"type": "bool", "default": True},
             "fail_on_misfit": {"type": "bool", "default": True},
+            "vllm_version": {"type": "str"},
         },
         supports_check_mode=True,  # read-only: runs the same in check mode
     )
@@ -242,6 +249,7 @@ def main():
             architectures=generations,
             tensors=tensors,
             gpu_memory_bytes=p["gpu_memory_bytes"],
+            vllm_version=p["vllm_version"],
         )
     except errors.SizingError as error:
         module.fail_json(msg=str(error), argv=argv)

@@ -77,6 +77,7 @@ def check_server(
     architectures: list[str] | None = None,
     tensors: list[Tensor] | None = None,
     gpu_memory_bytes: int | None = None,
+    vllm_version: str | None = None,
 ) -> dict:
     """The verdict on one server for one host. `gpus` are nvidia-smi's GPUs (None: no GPU, so only the
     shape is checked unless `gpu_memory_bytes` gives the memory per GPU)."""
@@ -84,7 +85,7 @@ def check_server(
     if quantization:
         return _refused(arch, quantization, memory_checked=False)
     sized = with_quantization(arch, sizing_quantization(server))
-    plan = sizing_plan(server, gpus_available=len(gpus) if gpus else None)
+    plan = sizing_plan(server, gpus_available=len(gpus) if gpus else None, vllm_version=vllm_version)
     device = device_problems(sized, server, architectures or [])
     if device:
         return _refused(sized, device, memory_checked=False)

@@ -20,7 +20,7 @@ from .vllm_rules import (
     NCCL_COMMUNICATOR_BYTES,
     NON_TORCH_PROFILE_BYTES,
     SAMPLER_BYTES_PER_LOGIT,
-    VLLM_VERSION,
+    release_rules,
 )
 from .weights import Tensor, model_tensors, weights_per_stage
 
@@ -64,6 +64,16 @@ def cudagraph_capture_sizes(max_capture: int) -> list[int]:
     sizes += list(range(8, min(256, max_capture + 1), 8))
     sizes += list(range(256, max_capture + 1, 16))
     return sizes
+
+
+def cudagraph_in_budget(arch: Architecture, plan: Plan) -> bool:
+    """Whether vLLM subtracts its CUDA-graph estimate from the KV budget for this model and release."""
+    if plan.enforce_eager:
+        return False
+    if plan.cudagraph_in_budget is not None:
+        return plan.cudagraph_in_budget
+    rules = release_rules(plan.vllm_version)
+    return rules.cudagraph_in_budget_moe if arch.is_moe else rules.cudagraph_in_budget_dense
 
 
 @dataclass
@@ -152,7 +162,7 @@ def _stage_memory(
         sampler = rows * arch.vocab_size * SAMPLER_BYTES_PER_LOGIT + batched * arch.hidden_size * act
     peak = max(forward, sampler)
     graphs = 0
-    if plan.cudagraph_in_budget and not plan.enforce_eager:
+    if cudagraph_in_budget(arch, plan):
         capture = min(2 * seqs, MAX_CUDAGRAPH_CAPTURE_SIZE)
         graphs = 2 * len(cudagraph_capture_sizes(capture)) * CUDAGRAPH_BYTES_PER_CAPTURE + capture * (
             dense + moe
@@ -228,7 +238,7 @@ def size(
         "gpu": device.name,
         "usable_gib_per_gpu": round(device.usable_gib, 3),
         "gpus": plan.gpus,
-        "vllm_version": VLLM_VERSION,
+        "vllm_version": release_rules(plan.vllm_version).version,
         "plan": {
             "tensor_parallel_size": plan.tensor_parallel_size,
             "pipeline_parallel_size": plan.pipeline_parallel_size,
@@ -240,7 +250,7 @@ def size(
             "max_num_batched_tokens": plan.max_num_batched_tokens,
             "gpu_memory_utilization": plan.gpu_memory_utilization,
             "block_size": plan.block_size,
-            "cudagraph_in_budget": plan.cudagraph_in_budget and not plan.enforce_eager,
+            "cudagraph_in_budget": cudagraph_in_budget(arch, plan),
         },
         "weights_source": "safetensors headers" if tensors is not None else "config.json",
         "outside_reservation_gib": round(CUDA_CONTEXT_BYTES / GIB, 3),

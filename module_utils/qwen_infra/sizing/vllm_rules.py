@@ -1,12 +1,77 @@
 """What vLLM does that the sizing engine reproduces: its defaults and the memory it uses beyond weights,
 KV cache and activations, each with where it comes from (vLLM's source, or a measurement here)."""
 
+from dataclasses import dataclass
+
 from ..units import GIB, MIB
 
 # The vLLM release the engine's constants were checked against, and its default utilisation
 # (vllm/config/cache.py: gpu_memory_utilization Field(default=0.92); 0.90 before v0.2x).
 VLLM_VERSION = "v0.33"
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one vLLM release counts inside its start-up memory budget: its accounting rules, as data.
+    The engine models the release it is given (Plan.vllm_version: the role's pinned one by default, the
+    one the host installs in the preflight)."""
+
+    version: str
+    default_gpu_memory_utilization: float
+    # Whether determine_available_memory subtracts the CUDA-graph estimate from the KV budget, for dense
+    # and for MoE models. Where it does not, the graphs are captured after the KV cache is allocated, in
+    # memory beyond gpu_memory_utilization x total.
+    cudagraph_in_budget_dense: bool
+    cudagraph_in_budget_moe: bool
+    source: str
+
+
+RELEASES = (
+    Release(
+        version="0.26",
+        default_gpu_memory_utilization=0.92,
+        # Model runner V2 is the default for every generate model that is not MoE or hybrid
+        # (config/vllm.py _is_default_v2_model_runner_model), and its profile_cudagraph_memory()
+        # returns 0 (v1/worker/gpu/model_runner.py); MoE models keep the V1 runner, which estimates.
+        cudagraph_in_budget_dense=False,
+        cudagraph_in_budget_moe=True,
+        source="vLLM 0.26.0's source (read from its wheel), and its start-ups on the lent H200 "
+        "(docs/sizing.md, 'measured on an H200')",
+    ),
+    Release(
+        version="0.33",
+        default_gpu_memory_utilization=0.92,
+        cudagraph_in_budget_dense=True,
+        cudagraph_in_budget_moe=True,
+        source="vLLM v0.33's source: gpu_worker.determine_available_memory subtracts "
+        "profile_cudagraph_memory() for every model (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1)",
+    ),
+)
+# The release the vllm role pins (roles/vllm/defaults/main.yml vllm_cuda_version).
+DEFAULT_VLLM_RELEASE = "0.33"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.strip().lstrip("v").split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def release_rules(version: str | None) -> Release:
+    """The rules of the release `version` ("0.26.0", "v0.33", "0.33.1"): the newest known release at
+    or below it (releases between two known ones are taken to keep the older one's rules), the oldest
+    known one below them all."""
+    wanted = _version_key(version or DEFAULT_VLLM_RELEASE)
+    known = sorted(RELEASES, key=lambda r: _version_key(r.version))
+    chosen = known[0]
+    for release in known:
+        if _version_key(release.version) <= wanted:
+            chosen = release
+    return chosen
+
 
 # The values users can set for the settings vLLM restricts, stated once: the CLI's choices, the
 # vram_check module and the server description all read them from here (tests/test_one_place_per_fact.py
