@@ -10,7 +10,7 @@ from qwen_infra.sizing.architecture import Architecture, resolve_model
 from qwen_infra.sizing.errors import SizingError
 from qwen_infra.sizing.layout import Plan
 from qwen_infra.sizing.report import check_host, not_checked
-from qwen_infra.sizing.vllm_rules import DEFAULT_GPU_MEMORY_UTILIZATION
+from qwen_infra.sizing.vllm_rules import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_VLLM_RELEASE, release_rules
 
 from tests.paths import REPO
 
@@ -125,5 +125,11 @@ def test_documentation_matches_argument_spec():
 
 def test_module_defaults_match_the_engine():
     spec = argument_spec()
-    assert spec["gpu_memory_utilization"]["default"] == DEFAULT_GPU_MEMORY_UTILIZATION
+    # No vllm_version: the release the vllm role pins, whose rules the engine holds.
+    assert "default" not in spec["vllm_version"]
+    pinned = yaml.safe_load((REPO / "roles" / "vllm" / "defaults" / "main.yml").read_text())[
+        "vllm_cuda_version"
+    ]
+    assert release_rules(pinned).version == DEFAULT_VLLM_RELEASE == ".".join(pinned.split(".")[:2])
+    assert release_rules(None).default_gpu_memory_utilization == DEFAULT_GPU_MEMORY_UTILIZATION
     assert "supports_check_mode=True" in MODULE.read_text()
