@@ -708,8 +708,9 @@ def test_utilization_above_the_free_memory_refuses_to_start():
     # top of the reservation while serving: refused with the utilization that leaves room for them.
     serving = size(arch("Qwen/Qwen3-8B"), H100, Plan(gpu_memory_utilization=0.99))
     assert not serving.fits
-    assert "would run out of memory under load; lower --gpu-memory-utilization to 0.96" in serving.problems[0]
-    assert size(arch("Qwen/Qwen3-8B"), H100, Plan(gpu_memory_utilization=0.96)).fits
+    assert "would run out of memory under load; lower --gpu-memory-utilization to 0.95" in serving.problems[0]
+    assert size(arch("Qwen/Qwen3-8B"), H100, Plan(gpu_memory_utilization=0.95)).fits
+    assert not size(arch("Qwen/Qwen3-8B"), H100, Plan(gpu_memory_utilization=0.96)).fits
 
 
 def test_memory_held_beyond_the_reservation_follows_the_release():

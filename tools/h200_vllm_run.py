@@ -247,24 +247,20 @@ def render_cases(python: str = DEVICE_PYTHON) -> list[dict]:
     sys.path.insert(0, str(REPO / "module_utils"))  # this checkout's package, not an installed one
     from qwen_infra import server  # noqa: PLC0415 - only here; the device side runs without it
     from qwen_infra.sizing.architecture import catalog_config  # noqa: PLC0415
-    from qwen_infra.sizing_cases import H200_RUNS  # noqa: PLC0415
+    from qwen_infra.sizing_cases import H200_RUNS, h200_server  # noqa: PLC0415
 
     cases = []
     for run in H200_RUNS:
+        described = h200_server(run)
         settings = {
-            "model": str(MODELS / run.served_model_name),
-            "served_model_name": run.served_model_name,
-            "host": "127.0.0.1",
-            "port": PORT,
-            **run.settings,
-            "extra_args": ["--load-format", "dummy"],
+            name: getattr(described, name)
+            for name in ("model", "served_model_name", "host", "port", *run.settings)
         }
-        described = server.from_settings(settings)
         cases.append(
             {
                 "key": run.key,
                 "model": run.model,
-                "model_dir": settings["model"],
+                "model_dir": described.model,
                 "expect_fits": run.expect_fits,
                 "settings": {k: v for k, v in settings.items() if k != "extra_args"},
                 "argv": server.full_command(described, python),
@@ -309,7 +305,13 @@ def log(message: str) -> None:
 
 def sh(command: str, timeout: int = 60) -> str:
     done = subprocess.run(  # noqa: S602 - fixed commands of this file
-        command, shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return done.stdout + done.stderr
 

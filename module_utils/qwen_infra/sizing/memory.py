@@ -174,8 +174,8 @@ def _stage_memory(
         )
     elif not plan.enforce_eager:
         graph_pool = (end - start) * rules.cudagraph_pool_bytes_per_layer
-    # Beyond the reservation while serving: the CUDA context, graphs captured outside the budget, and
-    # the sampler's top-k/top-p path where the profiling run skipped it.
+    # Beyond the reservation while serving: the CUDA context and runtime allocations, graphs captured
+    # outside the budget, and the sampler's top-k/top-p path where the profiling run skipped it.
     runtime_sampler = 0
     if last and per_logit < SORTING_SAMPLER_BYTES_PER_LOGIT:
         runtime_sampler = min(seqs, batched) * arch.vocab_size * SORTING_SAMPLER_BYTES_PER_LOGIT
@@ -188,8 +188,9 @@ def _stage_memory(
     blocks = max(0, available // (plan.block_size * per_token)) if per_token else 0
     return StageMemory(
         stage, span, weights, peak, forward, sampler, non_torch, graphs, reservation,
-        available, per_token, blocks, CUDA_CONTEXT_BYTES + graph_pool + runtime_sampler,
-        {"cuda_context": CUDA_CONTEXT_BYTES, "cudagraph_pool": graph_pool, "sampler": runtime_sampler},
+        available, per_token, blocks, rules.serving_overhead_bytes + graph_pool + runtime_sampler,
+        {"context_and_runtime": rules.serving_overhead_bytes, "cudagraph_pool": graph_pool,
+         "sampler": runtime_sampler},
     )  # fmt: skip
 
 
