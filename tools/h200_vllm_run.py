@@ -9,16 +9,22 @@ Here (the controller; needs the qwen_infra package):
 (the code the unit's ExecStart comes from, via library/vram_check.py) into run/cases.json, and copies
 this checkout's module_utils/, library/ and this script into run/repo, with ansible-core
 wheels in ansible/. Then, through the device tool, in consecutive calls (the machine keeps ignored
-files only while warm), always from the repository root, carrying the folders named:
+files only while warm, 30 s), from the repository root, kind nvidia-h200, carrying the folders named:
 
-  1. carry part1, run:   bash .device-carry/run/device.sh captures
-  2. carry part2, run:   bash .device-carry/run/device.sh unpack cases KEY...
-  3. carry run, ansible: bash .device-carry/run/device.sh cases KEY... ansible
-  4. carry run:          bash .device-carry/run/device.sh bench KEY
+  1. carry .device-carry/part1, .device-carry/run (~63 MiB), about 2.5 min with the machine's start:
+       bash .device-carry/run/device.sh captures
+  2. carry .device-carry/part2, .device-carry/run, about 9.5 min:
+       bash .device-carry/run/device.sh --budget 555 unpack cases qwen3-8b-len8192 qwen3-32b-len8192-eager \
+         qwen3-30b-a3b-len32768 qwen3-32b-len40960-util0.5-eager qwen3-8b-len40960-eager \
+         qwen3-30b-a3b-len32768-eager
+  3. carry .device-carry/run, .device-carry/ansible, about 8 min:
+       bash .device-carry/run/device.sh --budget 560 bench qwen3-32b-len32768 cases \
+         qwen3-32b-fp8kv-len32768 ansible
 
-(device.sh runs this file's device commands with the device's python3; tests/fixtures/gpu/h200/vllm-0.26/
-README.md lists the calls as they were made). On the device this file needs only the standard library
-(and `tokenizers`, which the device has, to write the model folders).
+Each command's output goes to $OUT (the logs, records.json, ansible.json); prefix it with
+`set -o pipefail;` and end it with `2>&1 | tee $OUT/driver.log`. About 20 minutes of device time in all
+(tests/fixtures/gpu/h200/vllm-0.26/README.md has the calls as they were made). On the device this file
+needs only the standard library: it writes the model folders' tokenizer.json itself.
 """
 
 from __future__ import annotations
@@ -502,6 +508,8 @@ def unpack(carry: Path) -> None:
         timeout=240,
     )
     log("smoke: " + smoke.strip()[-2000:])
+    if not smoke.strip().endswith(f"vllm {pack['vllm']}"):
+        raise SystemExit("vLLM does not import: fix the pack (tools/vllm_device_pack.py) before any start")
 
 
 def ansible_checks(carry: Path, out: Path, cases: dict) -> None:

@@ -57,6 +57,9 @@ DEPENDENCIES = {
     "jsonschema": "4.26.0",
     "jsonschema-specifications": "2025.9.1",
     "lark": "1.2.2",
+    # vLLM loads it lazily, but a class annotation in v1/structured_output/backend_guidance.py touches
+    # it when the API server is imported (seen on the H200: "No module named 'llguidance'").
+    "llguidance": "1.7.6",
     "lm-format-enforcer": "0.11.3",
     "loguru": "0.7.3",
     "mcp": "2.3.0",
@@ -112,7 +115,8 @@ DEPENDENCIES = {
 # parts: flashinfer-python (sampler/attention alternative, JIT-compiles with nvcc), tilelang, quack-kernels,
 # humming-kernels, tokenspeed-mla and nvidia-cutlass-dsl (kernels for other GPUs, MLA models or FP4/FP8
 # paths), torchcodec and PyNvVideoCodec (video inputs), fastsafetensors (GDS weight loading; dummy weights
-# load nothing), nvidia-cudnn-frontend, and fastapi[standard]'s CLI extras (fastapi-cli, fastapi-cloud-cli).
+# load nothing), nvidia-cudnn-frontend, fastapi[standard]'s CLI extras (fastapi-cli, fastapi-cloud-cli) and
+# cryptography (PyJWT, through mcp, imports it only for signed tokens).
 LEFT_OUT = (
     "flashinfer-python",
     "tilelang",
@@ -126,7 +130,6 @@ LEFT_OUT = (
     "nvidia-cudnn-frontend",
     "fastapi-cli",
     "fastapi-cloud-cli",
-    "llguidance",
     "cryptography",
 )
 
@@ -260,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="git-ignored folder the device tool carries")
     parser.add_argument("--wheels", type=Path, default=Path(tempfile.gettempdir()) / "vllm-device-wheels")
-    parser.add_argument("--part-mib", type=int, default=60)
+    # 61 MiB a part: each call carries at most 64 MiB, the working tree (~1.3 MiB) and the run folder
+    # (~0.4 MiB) included; the pack is ~120.4 MiB, so two parts.
+    parser.add_argument("--part-mib", type=int, default=61)
     args = parser.parse_args(argv)
     download(args.wheels)
     with tempfile.TemporaryDirectory(prefix="vllm-site-") as tmp:
