@@ -20,7 +20,7 @@ def allowed_names() -> list[str]:
 
 def character_devices(text: str) -> dict[str, int]:
     """/proc/devices' character section: name -> major."""
-    section = text.split("Block devices:")[0]
+    section = text.split("Block devices:", maxsplit=1)[0]
     devices = {}
     for line in section.splitlines():
         match = re.match(r"^\s*(\d+)\s+(\S+)$", line)

@@ -78,6 +78,7 @@ def check_server(
     tensors: list[Tensor] | None = None,
     gpu_memory_bytes: int | None = None,
     vllm_version: str | None = None,
+    gpu_memory_in_use: dict[int, int] | None = None,
 ) -> dict:
     """The verdict on one server for one host. `gpus` are nvidia-smi's GPUs (None: no GPU, so only the
     shape is checked unless `gpu_memory_bytes` gives the memory per GPU)."""
@@ -102,7 +103,14 @@ def check_server(
             "msg": f"{sized.name}: the model's shape allows this server's settings; GPU memory not checked "
             "(no NVIDIA GPU here and no vllm_vram_check_gpu_memory_bytes)",
         }
-    result = check_host(sized, plan, gpus=gpus, tensors=tensors, gpu_memory_bytes=gpu_memory_bytes)
+    result = check_host(
+        sized,
+        plan,
+        gpus=gpus,
+        tensors=tensors,
+        gpu_memory_bytes=gpu_memory_bytes,
+        gpu_memory_in_use=gpu_memory_in_use,
+    )
     result["shape_checked"] = True
     return result
 

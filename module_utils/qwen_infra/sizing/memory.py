@@ -275,32 +275,44 @@ def size(
 
 
 def serving_headroom_problems(
-    free_bytes: int, plan: Plan, stages: list[StageMemory], holder: str = "the GPU"
+    free_bytes: int,
+    plan: Plan,
+    *,
+    reservation: int,
+    outside: int,
+    parts: dict,
+    holder: str = "the GPU",
 ) -> list[str]:
-    """vLLM starts when `free_bytes` cover its reservation, then holds more while serving (the CUDA
-    context, CUDA graphs the release does not count, the sampler's top-k/top-p path its profiling
+    """vLLM starts when `free_bytes` cover its reservation, then holds `outside` more while serving (the
+    CUDA context, CUDA graphs the release does not count, the sampler's top-k/top-p path its profiling
     skipped): refuse the plan if that would not fit, rather than let it run out of memory later."""
-    stage = max(stages, key=lambda s: s.reservation + s.outside_reservation)
-    needed = stage.reservation + stage.outside_reservation
+    needed = reservation + outside
     if needed <= free_bytes:
         return []
-    parts = ", ".join(
-        f"{name.replace('_', ' ')} {value / GIB:.2f}" for name, value in stage.outside_parts.items() if value
-    )
-    ceiling = (
-        math.floor(
-            (free_bytes - stage.outside_reservation) / (stage.reservation / plan.gpu_memory_utilization) * 100
-        )
-        / 100
-    )
+    named = ", ".join(f"{name.replace('_', ' ')} {value / GIB:.2f}" for name, value in parts.items() if value)
+    per_unit = reservation / plan.gpu_memory_utilization
+    ceiling = max(0.0, math.floor((free_bytes - outside) / per_unit * 100) / 100)
     return [
-        f"--gpu-memory-utilization {plan.gpu_memory_utilization:g} reserves "
-        f"{stage.reservation / GIB:.2f} GiB "
-        f"per GPU and vLLM {release_rules(plan.vllm_version).version} holds about "
-        f"{stage.outside_reservation / GIB:.2f} GiB more while serving ({parts} GiB), "
-        f"{needed / GIB:.2f} GiB in all, but {holder} has {free_bytes / GIB:.2f} GiB: it would run out of "
-        f"memory under load; lower --gpu-memory-utilization to {max(ceiling, 0):g}"
+        f"--gpu-memory-utilization {plan.gpu_memory_utilization:g} reserves {reservation / GIB:.2f} GiB per "
+        f"GPU and vLLM {release_rules(plan.vllm_version).version} holds about {outside / GIB:.2f} GiB more "
+        f"while serving ({named} GiB), {needed / GIB:.2f} GiB in all, but {holder} has "
+        f"{free_bytes / GIB:.2f} GiB: it would run out of memory under load; lower "
+        f"--gpu-memory-utilization to {ceiling:g}"
     ]
+
+
+def _stage_headroom(
+    free_bytes: int, plan: Plan, stages: list[StageMemory], holder: str = "the GPU"
+) -> list[str]:
+    stage = max(stages, key=lambda s: s.reservation + s.outside_reservation)
+    return serving_headroom_problems(
+        free_bytes,
+        plan,
+        reservation=stage.reservation,
+        outside=stage.outside_reservation,
+        parts=stage.outside_parts,
+        holder=holder,
+    )
 
 
 def _memory_problems(
@@ -319,7 +331,7 @@ def _memory_problems(
             f"lower it to {ceiling:g}"
         )
     else:
-        problems += serving_headroom_problems(device.usable_bytes, plan, stages)
+        problems += _stage_headroom(device.usable_bytes, plan, stages)
     worst = max(stages, key=lambda s: s.weights)
     if worst.weights >= worst.reservation:
         problems.append(
