@@ -55,6 +55,19 @@ options:
     description: Fail when the GPU memory does not hold the plan (shape problems always fail).
     type: bool
     default: true
+  service_name:
+    description:
+      - The systemd service this server runs as. GPU memory that other processes hold (nvidia-smi's
+        process list; processes of this service are left out, since a restart frees them) is taken off
+        the GPUs, so a plan that would share a GPU with another server and run out of memory while
+        serving is refused. Without it, the GPUs' whole usable memory is sized.
+    type: str
+  vllm_version:
+    description:
+      - The vLLM release the host runs (or will install). Releases differ in what they count inside the
+        memory budget (CUDA-graph memory, for one); the sizing models this one's rules, or those of the
+        release the vllm role pins when it is not given.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -187,18 +200,20 @@ except ImportError:  # this repository: ansible.cfg points module_utils at modul
 
 
 def read_gpus(module):
-    """(GPUs, GPU generations, reason) from `nvidia-smi -q -x`; GPUs None when there is no usable one."""
+    """(GPUs, GPU generations, reason, memory other processes hold per GPU) from `nvidia-smi -q -x`;
+    GPUs None when there is no usable one."""
     binary, out, reason = nvidia_smi.run_nvidia_smi_xml(module)
     if binary is None:
-        return None, [], reason
+        return None, [], reason, {}
     try:
         gpus = nvidia_smi.parse_nvidia_smi_xml(out)
         generations = gpu_host.parse_architectures(out)
+        processes = nvidia_smi.parse_gpu_processes(out)
     except (nvidia_smi.NvidiaSmiParseError, gpu_host.GpuHostParseError) as error:
         module.fail_json(msg=f"cannot read nvidia-smi's output: {error}")
     if not gpus:
-        return None, [], "nvidia-smi lists no GPU"
-    return gpus, generations, ""
+        return None, [], "nvidia-smi lists no GPU", {}
+    return gpus, generations, "", nvidia_smi.held_by_others(processes, module.params["service_name"])
 
 
 def finish(module, described, argv, result):
@@ -225,6 +240,8 @@ def main():
             "gpu_memory_bytes": {"type": "int"},
             "require_model": {"type": "bool", "default": True},
             "fail_on_misfit": {"type": "bool", "default": True},
+            "vllm_version": {"type": "str"},
+            "service_name": {"type": "str"},
         },
         supports_check_mode=True,  # read-only: runs the same in check mode
     )
@@ -249,9 +266,9 @@ def main():
             "checked once it is",
         })  # fmt: skip
 
-    gpus, generations = None, []
+    gpus, generations, in_use = None, [], {}
     if p["device"] != "cpu" and p["gpu_memory_bytes"] is None:
-        gpus, generations, reason = read_gpus(module)
+        gpus, generations, reason, in_use = read_gpus(module)
         if gpus is None and p["device"] == "cuda":
             module.fail_json(
                 msg=f"device is cuda but this host has no usable NVIDIA GPU: {reason}", argv=argv
@@ -266,6 +283,8 @@ def main():
             architectures=generations,
             tensors=tensors,
             gpu_memory_bytes=p["gpu_memory_bytes"],
+            vllm_version=p["vllm_version"],
+            gpu_memory_in_use=in_use,
         )
     except errors.SizingError as error:
         module.fail_json(msg=str(error), argv=argv)

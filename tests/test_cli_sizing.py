@@ -208,3 +208,14 @@ def test_command_prints_the_argv_a_unit_runs(capsys):
 def test_command_refuses_modelled_settings_in_extra_args(capsys, extra, message):
     assert cli.main(["command", "/srv/models/m", f"--extra-arg={extra}"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_size_models_the_release_it_is_given(capsys):
+    argv = ["size", "Qwen/Qwen3-32B", "--gpu", "H200", "--max-model-len", "32768", "--json"]
+    _, pinned = run_json(capsys, argv)
+    _, old = run_json(capsys, [*argv, "--vllm-version", "0.26.0"])
+    assert pinned["breakdown"]["vllm_version"] == "0.33"
+    assert old["breakdown"]["vllm_version"] == "0.26"
+    # 0.26 captures the dense model's graphs outside its budget: more KV cache, more memory beyond.
+    assert old["kv_cache_tokens"] > pinned["kv_cache_tokens"]
+    assert old["breakdown"]["outside_reservation_gib"] > pinned["breakdown"]["outside_reservation_gib"]

@@ -116,7 +116,7 @@ def test_returned_keys_are_documented(tmp_path):
         "gpu_facts": [run_ansible_module(tmp_path, "gpu_facts", "profile=dev-h100-1")],
         "vram_check": [
             run_ansible_module(
-                tmp_path, "vram_check", json.dumps({"server": server, "gpu_memory_bytes": 8 << 30})
+                tmp_path, "vram_check", json.dumps({"server": server, "gpu_memory_bytes": 24 << 30})
             ),
             run_ansible_module(tmp_path, "vram_check", json.dumps({"server": server, "device": "cpu"})),
         ],

@@ -125,14 +125,24 @@ def test_every_suggested_fix_fits_when_applied(name, settings, gpus):
             changed["enable_expert_parallel"] = True
         elif fix.startswith("use --kv-cache-dtype fp8"):
             changed["kv_cache_dtype"] = "fp8"
-        elif fix == "raise --gpu-memory-utilization to 0.95":
-            changed["gpu_memory_utilization"] = 0.95
+        elif match := re.match(r"(raise|lower) --gpu-memory-utilization to ([0-9.]+)", fix):
+            changed["gpu_memory_utilization"] = float(match.group(2))
         else:
             continue
         result = size(arch, gpu_from_catalog("H100-80GB"), sizing_plan(server(**changed)))
         assert result.fits, (fix, result.problems)
         applied += 1
     assert applied
+
+
+def test_a_reservation_without_room_to_serve_is_told_to_lower_the_utilization():
+    """At the default 0.92 a 16 GiB GPU has no room for what vLLM holds outside its reservation."""
+    arch, small = model("Qwen/Qwen3-0.6B"), 16 << 30
+    verdict = check_server(arch, server(), gpu_memory_bytes=small)
+    assert verdict["fits"] is False
+    assert fixes_of(verdict) == ["lower --gpu-memory-utilization to 0.9 (room to serve)"]
+    assert check_server(arch, server(gpu_memory_utilization=0.9), gpu_memory_bytes=small)["fits"]
+    assert not check_server(arch, server(gpu_memory_utilization=0.91), gpu_memory_bytes=small)["fits"]
 
 
 def test_no_single_change_fits_only_when_none_does():

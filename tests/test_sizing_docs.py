@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tools.sizing_report import report
+from tools.sizing_report import measured_report, report
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "sizing.md"
 BEGIN, END = "<!-- sizing_report: begin -->\n", "\n<!-- sizing_report: end -->"
@@ -14,6 +14,13 @@ def test_docs_table_is_current():
     assert embedded == report(), (
         "run: .venv/bin/python tools/sizing_report.py and paste it into docs/sizing.md"
     )
+
+
+def test_docs_measured_table_is_current():
+    text = DOC.read_text()
+    begin, end = "<!-- measured_report: begin -->\n", "\n<!-- measured_report: end -->"
+    embedded = text[text.index(begin) + len(begin) : text.index(end)]
+    assert embedded == measured_report(), "run: .venv/bin/python tools/sizing_report.py and paste it"
 
 
 def test_docs_name_every_constant_the_engine_uses():
@@ -31,5 +38,7 @@ def test_docs_name_every_constant_the_engine_uses():
         "SAMPLER_BYTES_PER_LOGIT",
         "HIDDEN_BUFFERS",
         "CUDAGRAPH_BYTES_PER_CAPTURE",
+        "SORTING_SAMPLER_BYTES_PER_LOGIT",
+        "RELEASES",
     ):
         assert f"`{constant}`" in text, constant

@@ -1,6 +1,7 @@
 """The vram_check module: its logic (report.check_host, on real nvidia-smi output) and its interface."""
 
 import ast
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from qwen_infra.sizing.architecture import Architecture, resolve_model
 from qwen_infra.sizing.errors import SizingError
 from qwen_infra.sizing.layout import Plan
 from qwen_infra.sizing.report import check_host, not_checked
+from qwen_infra.sizing.vllm_rules import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_VLLM_RELEASE, release_rules
+from qwen_infra.units import GIB
 
 from tests.paths import REPO
 
@@ -129,3 +132,57 @@ def test_the_module_takes_the_server_description_whole():
     assert spec["server"] == {"type": "dict", "required": True}
     assert not set(spec) & set(FIELD_NAMES)
     assert "supports_check_mode=True" in MODULE.read_text()
+
+
+def test_without_a_version_the_module_sizes_the_release_the_role_pins():
+    assert "default" not in argument_spec()["vllm_version"]
+    pinned = yaml.safe_load((REPO / "roles" / "vllm" / "defaults" / "main.yml").read_text())[
+        "vllm_cuda_version"
+    ]
+    assert release_rules(pinned).version == DEFAULT_VLLM_RELEASE == ".".join(pinned.split(".")[:2])
+    assert release_rules(None).default_gpu_memory_utilization == DEFAULT_GPU_MEMORY_UTILIZATION
+
+
+def with_process(xml: Path, pid: int, mib: int) -> str:
+    """The fixture's XML with one process on its GPU (the captures were taken on an idle GPU)."""
+    process = (
+        f"<process_info><pid>{pid}</pid><type>C</type><process_name>python3</process_name>"
+        f"<used_memory>{mib} MiB</used_memory></process_info>"
+    )
+    return xml.read_text().replace("<processes>", "<processes>" + process, 1)
+
+
+def test_processes_are_read_per_gpu():
+    assert nvidia_smi.parse_gpu_processes(H200_XML.read_text()) == {0: []}
+    listed = nvidia_smi.parse_gpu_processes(with_process(H200_XML, 4242, 70000))
+    assert listed == {0: [(4242, 70000 * 1024 * 1024)]}
+
+
+def test_only_other_services_processes_count(tmp_path):
+    for pid, group in ((1, "0::/system.slice/vllm.service\n"), (2, "0::/system.slice/other.service\n")):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cgroup").write_text(group)
+    processes = {0: [(1, 10 * GIB), (2, 20 * GIB), (3, 5 * GIB)], 1: [(1, 7 * GIB)]}
+    # pid 3 has left /proc (or lives in another namespace): counted, to be safe.
+    assert nvidia_smi.held_by_others(processes, "vllm", proc=tmp_path) == {0: 25 * GIB}
+    assert nvidia_smi.held_by_others(processes, None, proc=tmp_path) == {}
+
+
+def test_a_gpu_shared_with_another_server_is_refused_before_it_runs_out_of_memory():
+    gpus = host(H200_XML)
+    plan = Plan(max_model_len=32768, vllm_version="0.26")
+    alone = check_host(model("Qwen/Qwen3-32B"), plan, gpus=gpus)
+    assert alone["fits"]
+    # Another server holds 68 GiB: vLLM's own start check (free >= reservation) would pass at
+    # utilization 0.5 (69.9 GiB asked, 71.8 free), then the graphs and the sampler come on top.
+    shared = check_host(
+        model("Qwen/Qwen3-8B"), replace(plan, gpu_memory_utilization=0.5), gpus=gpus,
+        gpu_memory_in_use={0: 68 * GIB},
+    )  # fmt: skip
+    assert not shared["fits"]
+    assert "GPU 0, where other processes hold 68.00 GiB, has 71.80 GiB" in shared["problems"][0]
+    assert "lower --gpu-memory-utilization to 0.48" in shared["problems"][0]
+    assert check_host(
+        model("Qwen/Qwen3-8B"), replace(plan, gpu_memory_utilization=0.5), gpus=gpus,
+        gpu_memory_in_use={1: 68 * GIB},
+    )["fits"]  # fmt: skip

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import sys
 
-from qwen_infra.sizing_cases import CASES, KV_TOKENS_TOLERANCE, WEIGHTS_TOLERANCE, Case, relative_error
+from qwen_infra.sizing_cases import (
+    CASES,
+    H200_CASES,
+    KV_TOKENS_TOLERANCE,
+    WEIGHTS_TOLERANCE,
+    Case,
+    relative_error,
+    with_release,
+)
 
 
 def _layout(case: Case) -> str:
@@ -68,6 +76,50 @@ def misses() -> list[str]:
     return [f"- `{case.key}`: {case.kv_known_miss}" for case in CASES if case.kv_known_miss]
 
 
+def _pair(predicted: float, logged: float | None, fmt: str) -> str:
+    if logged is None:
+        return "-"
+    return f"{predicted:{fmt}} / {logged:{fmt}} ({relative_error(predicted, logged):+.1%})"
+
+
+def measured_rows() -> list[str]:
+    """The H200 starts: the engine modelling the release that ran (0.26) against what vLLM logged, and
+    the KV-token error of the engine modelling the role's pinned release instead."""
+    lines = [
+        "| case | vLLM | command (after `python3 -m vllm.entrypoints.openai.api_server --model DIR "
+        "--served-model-name NAME --host 127.0.0.1 --port 8000`) "
+        "| weights GiB | activation peak GiB | non-torch GiB | KV cache GiB | KV tokens: predicted / logged "
+        "(error) | max concurrency: predicted / logged (error) | KV tokens as v0.33 | fits (vLLM) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case in H200_CASES:
+        result = case.predict()
+        stage = result.breakdown["stages"][0]
+        pinned = with_release(case, "0.33").predict()
+        as_pinned = (
+            f"{relative_error(pinned.kv_cache_tokens, case.logged_kv_tokens):+.1%}"
+            if case.logged_kv_tokens
+            else "-"
+        )
+        fits = f"{'yes' if result.fits else 'no'} ({'yes' if case.expect_fits else 'no, refused'})"
+        command = " ".join(case.command[8:])  # after --model, --served-model-name, --host, --port
+        lines.append(
+            f"| {case.key} | {case.vllm_version} | `{command}` "
+            f"| {_pair(result.weights_gib_per_rank, case.logged_weights_gib, '.2f')} "
+            f"| {_pair(stage['activation_peak_gib'], case.logged_activation_gib, '.2f')} "
+            f"| {_pair(stage['non_torch_gib'], case.logged_non_torch_gib, '.2f')} "
+            f"| {_pair(result.kv_cache_gib_per_rank, case.logged_kv_gib, '.2f')} "
+            f"| {_pair(result.kv_cache_tokens, case.logged_kv_tokens, ',')} "
+            f"| {_pair(result.max_concurrency, case.logged_concurrency, '.2f')} | {as_pinned} | {fits} |"
+        )
+    return lines
+
+
+def measured_report() -> str:
+    """The markdown that docs/sizing.md carries between its measured_report markers."""
+    return "\n".join(measured_rows())
+
+
 def report() -> str:
     """The markdown that docs/sizing.md carries between its sizing_report markers."""
     parts = [
@@ -82,6 +134,8 @@ def report() -> str:
 
 def main() -> int:
     print(report())
+    print()
+    print(measured_report())
     return 0
 
 

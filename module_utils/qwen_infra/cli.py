@@ -46,11 +46,13 @@ from .sizing.suggest import size_with_fixes
 from .sizing.vllm_rules import (
     BLOCK_SIZES,
     DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_VLLM_RELEASE,
     DTYPES,
     EXECUTOR_BACKENDS,
     KV_CACHE_DTYPES,
     OPTIMIZATION_LEVELS,
     QUANTIZATIONS,
+    RELEASES,
     VLLM_VERSION,
 )
 from .sizing.weights import Tensor, checkpoint_tensors
@@ -126,6 +128,13 @@ def _add_size(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     gpu.add_argument("--gpu", metavar="NAME", help=f"catalog GPU (default H100-80GB): {', '.join(GPUS)}")
     gpu.add_argument("--gpu-memory-gib", type=float, metavar="G", help="usable memory per GPU in GiB instead")
     _add_server_settings(size)
+    size.add_argument(
+        "--vllm-version",
+        metavar="V",
+        default=DEFAULT_VLLM_RELEASE,
+        help="the vLLM release to model: what it counts in its memory budget "
+        f"(default {DEFAULT_VLLM_RELEASE}, the role's; known: {', '.join(r.version for r in RELEASES)})",
+    )
     size.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
@@ -271,7 +280,7 @@ def run_size(args: argparse.Namespace) -> int:
         arch, tensors, served = _load_model(args.model, args.quantization)
         server = _server(args, served)
         device = _device(args)
-        result = size_with_fixes(arch, device, sizing_plan(server), tensors)
+        result = size_with_fixes(arch, device, sizing_plan(server, vllm_version=args.vllm_version), tensors)
     except (SizingError, ServerConfigError) as error:
         return _fail("size", str(error))
     if args.json:

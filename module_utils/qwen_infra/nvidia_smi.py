@@ -16,6 +16,7 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from .units import MIB
@@ -206,3 +207,41 @@ def parse_query_gpu_csv(text: str, fields: tuple[str, ...] | list[str] | None = 
             )
         )
     return gpus
+
+
+def parse_gpu_processes(text: str) -> dict[int, list[tuple[int, int]]]:
+    """`nvidia-smi -q -x`'s process list: GPU index -> [(pid, bytes used)], every GPU listed (possibly
+    with no process). A container or VM may show no process at all even when memory is in use."""
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - nvidia-smi's own output on the managed host
+    except ET.ParseError as error:
+        raise NvidiaSmiParseError(f"nvidia-smi XML does not parse: {error}") from error
+    processes: dict[int, list[tuple[int, int]]] = {}
+    for position, gpu in enumerate(root.findall("gpu")):
+        minor = _text(gpu, "minor_number")
+        index = int(minor) if minor and minor.isdigit() else position
+        found = processes.setdefault(index, [])
+        for info in gpu.findall("processes/process_info"):
+            pid, used = _text(info, "pid"), _mib_to_bytes(_text(info, "used_memory"))
+            if pid and pid.isdigit() and used:
+                found.append((int(pid), used))
+    return processes
+
+
+def held_by_others(
+    processes: dict[int, list[tuple[int, int]]], service_name: str | None, proc: Path = Path("/proc")
+) -> dict[int, int]:
+    """GPU index -> bytes held by processes that are not the systemd service `service_name`'s (their
+    control group does not name <service_name>.service); nothing when no service is named."""
+    if not service_name:
+        return {}
+    held: dict[int, int] = {}
+    for index, listed in processes.items():
+        for pid, used in listed:
+            try:
+                cgroup = (proc / str(pid) / "cgroup").read_text()
+            except OSError:
+                cgroup = ""  # gone, or in another PID namespace: counted, to be safe
+            if f"/{service_name}.service" not in cgroup:
+                held[index] = held.get(index, 0) + used
+    return held

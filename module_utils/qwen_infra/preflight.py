@@ -80,6 +80,8 @@ def check_server(
     architectures: list[str] | None = None,
     tensors: list[Tensor] | None = None,
     gpu_memory_bytes: int | None = None,
+    vllm_version: str | None = None,
+    gpu_memory_in_use: dict[int, int] | None = None,
 ) -> dict[str, Any]:
     """The verdict on one server for one host. `gpus` are nvidia-smi's GPUs (None: no GPU, so only the
     shape is checked unless `gpu_memory_bytes` gives the memory per GPU)."""
@@ -87,7 +89,7 @@ def check_server(
     if quantization:
         return _refused(arch, quantization, memory_checked=False)
     sized = with_quantization(arch, sizing_quantization(server))
-    plan = sizing_plan(server, gpus_available=len(gpus) if gpus else None)
+    plan = sizing_plan(server, gpus_available=len(gpus) if gpus else None, vllm_version=vllm_version)
     device = device_problems(sized, server, architectures or [])
     if device:
         return _refused(sized, device, memory_checked=False)
@@ -102,7 +104,14 @@ def check_server(
             ),
             "shape_checked": True,
         }
-    result = check_host(sized, plan, gpus=gpus, tensors=tensors, gpu_memory_bytes=gpu_memory_bytes)
+    result = check_host(
+        sized,
+        plan,
+        gpus=gpus,
+        tensors=tensors,
+        gpu_memory_bytes=gpu_memory_bytes,
+        gpu_memory_in_use=gpu_memory_in_use,
+    )
     result["shape_checked"] = True
     return result
 

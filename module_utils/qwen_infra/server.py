@@ -20,12 +20,13 @@ from .sizing.layout import Plan
 from .sizing.vllm_rules import (
     BLOCK_SIZES,
     DEFAULT_BLOCK_SIZE,
-    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_VLLM_RELEASE,
     DTYPES,
     EXECUTOR_BACKENDS,
     KV_CACHE_DTYPES,
     OPTIMIZATION_LEVELS,
     QUANTIZATIONS,
+    release_rules,
 )
 
 # How the unit starts the OpenAI server: the module entry point works for both the CUDA and the CPU
@@ -278,8 +279,12 @@ def sizing_quantization(server: ServerConfig) -> str | None:
     return SIZING_QUANTIZATION.get(server.quantization) if server.quantization else None
 
 
-def sizing_plan(server: ServerConfig, gpus_available: int | None = None) -> Plan:
-    """The sizing engine's Plan for this server (defaults filled as vLLM fills them)."""
+def sizing_plan(
+    server: ServerConfig, gpus_available: int | None = None, vllm_version: str | None = None
+) -> Plan:
+    """The sizing engine's Plan for this server (defaults filled as the vLLM release `vllm_version`, the
+    role's pinned one by default, fills them)."""
+    rules = release_rules(vllm_version or DEFAULT_VLLM_RELEASE)
     return Plan(
         tensor_parallel_size=server.tensor_parallel_size,
         pipeline_parallel_size=server.pipeline_parallel_size,
@@ -289,10 +294,11 @@ def sizing_plan(server: ServerConfig, gpus_available: int | None = None) -> Plan
         max_model_len=server.max_model_len,
         max_num_seqs=server.max_num_seqs,
         max_num_batched_tokens=server.max_num_batched_tokens,
-        gpu_memory_utilization=server.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
+        gpu_memory_utilization=server.gpu_memory_utilization or rules.default_gpu_memory_utilization,
         block_size=server.block_size or DEFAULT_BLOCK_SIZE,
         enforce_eager=not server.cuda_graphs,
         gpus_available=gpus_available,
+        vllm_version=vllm_version or DEFAULT_VLLM_RELEASE,
     )
 
 

@@ -16,9 +16,10 @@ Version-dependent inputs are set from what each log shows, never tuned to make a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .server import ServerConfig, from_settings, full_command, sizing_plan
 from .sizing.architecture import Architecture, architecture_from_config, catalog_config, resolve_model
 from .sizing.devices import Device, gpu_from_catalog
 from .sizing.layout import Plan
@@ -70,6 +71,12 @@ class Case:
     expect_fits: bool = True
     kv_known_miss: str | None = None  # why the KV prediction misses the bar (reported, not hidden)
     notes: list[str] = field(default_factory=list)
+    # Measured here (H200_CASES): the rest of what vLLM logged, and the command that ran.
+    logged_activation_gib: float | None = None  # "torch peak memory increase"
+    logged_non_torch_gib: float | None = None  # "non-torch forward increase memory"
+    logged_concurrency: float | None = None  # "Maximum concurrency for L tokens per request"
+    logged_cudagraph_gib: float | None = None  # "Graph capturing finished ..., took X GiB"
+    command: tuple[str, ...] = ()
 
     def architecture(self) -> Architecture:
         if isinstance(self.model, str):
@@ -319,3 +326,162 @@ KV_TOKENS_TOLERANCE = 0.10
 
 def relative_error(predicted: float, logged: float) -> float:
     return (predicted - logged) / logged
+
+
+# --- measured here: vLLM started on the lent H200 with the command line our unit runs ----------------
+
+
+@dataclass(frozen=True)
+class H200Run:
+    """One start of vLLM on the lent H200, as the vllm role's unit runs it: the server settings (vLLM's
+    names, as qwen_infra.server.ServerConfig takes them) go through qwen_infra.server.full_command, plus
+    `--load-format dummy` (random weights, nothing to download). tools/h200_vllm_run.py renders and runs
+    them; tests/fixtures/gpu/h200/vllm-0.26/ holds what vLLM logged."""
+
+    key: str
+    model: str  # catalog name; the device gets a folder with its config.json and a padded tokenizer
+    settings: dict[str, Any]
+    expect_fits: bool = True
+
+    @property
+    def served_model_name(self) -> str:
+        return self.model.split("/")[-1]
+
+
+H200_RUNS = (
+    H200Run("qwen3-8b-len8192", "Qwen/Qwen3-8B", {"max_model_len": 8192}),
+    H200Run("qwen3-8b-len40960-eager", "Qwen/Qwen3-8B", {"max_model_len": 40960, "enforce_eager": True}),
+    H200Run("qwen3-32b-len32768", "Qwen/Qwen3-32B", {"max_model_len": 32768}),
+    H200Run("qwen3-32b-len8192-eager", "Qwen/Qwen3-32B", {"max_model_len": 8192, "enforce_eager": True}),
+    H200Run("qwen3-30b-a3b-len32768", "Qwen/Qwen3-30B-A3B", {"max_model_len": 32768}),
+    H200Run(
+        "qwen3-30b-a3b-len32768-eager", "Qwen/Qwen3-30B-A3B", {"max_model_len": 32768, "enforce_eager": True}
+    ),
+    H200Run("qwen3-32b-fp8kv-len32768", "Qwen/Qwen3-32B", {"max_model_len": 32768, "kv_cache_dtype": "fp8"}),
+    H200Run(
+        "qwen3-32b-len40960-util0.5-eager",
+        "Qwen/Qwen3-32B",
+        {"max_model_len": 40960, "gpu_memory_utilization": 0.5, "enforce_eager": True},
+        expect_fits=False,
+    ),
+)
+
+
+# The release that ran there (the newest whose wheel pins the device's torch 2.11); the comparison is with
+# the engine modelling this release.
+H200_VLLM_VERSION = "0.26.0"
+H200_SOURCE = (
+    "started on the lent H200 (driver 580.159.04, torch 2.11.0+cu130, 150,109,880,320 B usable) with "
+    "the unit's command line and --load-format dummy, 2026-12-02; tests/fixtures/gpu/h200/vllm-0.26/"
+)
+
+
+def h200_server(run: H200Run) -> ServerConfig:
+    """The server a run starts: the unit's settings on the device's model folder, loopback, dummy weights."""
+    return from_settings(
+        {"model": f"/tmp/models/{run.served_model_name}",  # noqa: S108 - the device's folder, as it ran
+         "served_model_name": run.served_model_name, "host": "127.0.0.1", "port": 8000, **run.settings,
+         "extra_args": ["--load-format", "dummy"]}
+    )  # fmt: skip
+
+
+def _measured(key: str, **logged: Any) -> Case:
+    run = next(r for r in H200_RUNS if r.key == key)
+    server = h200_server(run)
+    plan = sizing_plan(server, vllm_version=H200_VLLM_VERSION)
+    return Case(
+        key=f"h200-{key}",
+        model=run.model,
+        gpu="H200-141GB",
+        plan={k: v for k, v in asdict(plan).items() if v is not None},
+        vllm_version=H200_VLLM_VERSION,
+        source=f"{H200_SOURCE}{key}.log",
+        expect_fits=run.expect_fits,
+        command=tuple(full_command(server, "python3")[3:]),
+        **logged,
+    )
+
+
+H200_CASES = [
+    _measured(
+        "qwen3-8b-len8192",
+        logged_weights_gib=15.27,
+        logged_activation_gib=1.29,
+        logged_non_torch_gib=0.22,
+        logged_kv_gib=111.84,
+        logged_kv_tokens=814368,
+        logged_concurrency=99.41,
+        logged_cudagraph_gib=1.00,
+    ),
+    _measured(
+        "qwen3-8b-len40960-eager",
+        logged_weights_gib=15.27,
+        logged_activation_gib=0.84,
+        logged_non_torch_gib=0.22,
+        logged_kv_gib=112.28,
+        logged_kv_tokens=817584,
+        logged_concurrency=19.96,
+    ),
+    _measured(
+        "qwen3-32b-len32768",
+        logged_weights_gib=61.03,
+        logged_activation_gib=1.61,
+        logged_non_torch_gib=0.22,
+        logged_kv_gib=65.75,
+        logged_kv_tokens=269312,
+        logged_concurrency=8.22,
+        logged_cudagraph_gib=1.87,
+    ),
+    _measured(
+        "qwen3-32b-len8192-eager",
+        logged_weights_gib=61.03,
+        logged_activation_gib=1.52,
+        logged_non_torch_gib=0.22,
+        logged_kv_gib=65.84,
+        logged_kv_tokens=269680,
+        logged_concurrency=32.92,
+    ),
+    _measured(
+        "qwen3-30b-a3b-len32768",
+        logged_weights_gib=56.88,
+        logged_activation_gib=2.68,
+        logged_non_torch_gib=0.24,
+        logged_kv_gib=68.18,
+        logged_kv_tokens=744672,
+        logged_concurrency=22.73,
+        logged_cudagraph_gib=0.80,
+    ),
+    _measured(
+        "qwen3-30b-a3b-len32768-eager",
+        logged_weights_gib=56.88,
+        logged_activation_gib=2.68,
+        logged_non_torch_gib=0.22,
+        logged_kv_gib=68.84,
+        logged_kv_tokens=751856,
+        logged_concurrency=22.94,
+    ),
+    _measured(
+        "qwen3-32b-fp8kv-len32768",
+        logged_weights_gib=61.03,
+        logged_activation_gib=1.61,
+        logged_non_torch_gib=0.22,
+        logged_kv_gib=65.75,
+        logged_kv_tokens=538624,
+        logged_concurrency=16.44,
+        logged_cudagraph_gib=1.86,
+    ),
+    # vLLM refused: 10.0 GiB of KV cache needed for one 40,960-token request, 7.13 GiB available.
+    _measured(
+        "qwen3-32b-len40960-util0.5-eager",
+        logged_weights_gib=61.03,
+        logged_activation_gib=1.52,
+        logged_non_torch_gib=0.22,
+        logged_kv_gib=7.13,
+    ),
+]
+
+
+def with_release(case: Case, version: str) -> Case:
+    """The same case with the engine modelling another vLLM release (to show what knowing the release
+    changes)."""
+    return replace(case, plan={**case.plan, "vllm_version": version})

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from .architecture import Architecture
 from .errors import SizingError
-from .vllm_rules import DEFAULT_BLOCK_SIZE, DEFAULT_GPU_MEMORY_UTILIZATION, GPUS_PER_NODE, KV_CACHE_DTYPES
+from .vllm_rules import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_VLLM_RELEASE,
+    GPUS_PER_NODE,
+    KV_CACHE_DTYPES,
+)
 
 
 def pp_layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
@@ -39,9 +45,12 @@ class Plan:
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
     block_size: int = DEFAULT_BLOCK_SIZE
     enforce_eager: bool = False
-    # vLLM >= v0.21 subtracts its CUDA-graph estimate from the KV budget (on by default,
-    # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS). Older releases did not; the regression cases say which.
-    cudagraph_in_budget: bool = True
+    # Whether vLLM subtracts its CUDA-graph estimate from the KV budget. None: as the release
+    # `vllm_version` does for this model (vllm_rules.RELEASES); the regression cases from releases before
+    # v0.21, which did not, say False.
+    cudagraph_in_budget: bool | None = None
+    # The vLLM release being modelled (its accounting rules: vllm_rules.release_rules).
+    vllm_version: str = DEFAULT_VLLM_RELEASE
     # GPUs the host offers (None: exactly the GPUs the plan uses).
     gpus_available: int | None = None
 

@@ -14,15 +14,13 @@ from .errors import SizingError
 from .layout import Plan, pp_layer_ranges, shape_problems, validate_plan
 from .vllm_rules import (
     CUDA_CONTEXT_BYTES,
-    CUDAGRAPH_BYTES_PER_CAPTURE,
     FUSED_MOE_CHUNK_TOKENS,
     HIDDEN_BUFFERS,
     MAX_CUDAGRAPH_CAPTURE_SIZE,
     MLP_BUFFERS,
     NCCL_COMMUNICATOR_BYTES,
-    NON_TORCH_PROFILE_BYTES,
-    SAMPLER_BYTES_PER_LOGIT,
-    VLLM_VERSION,
+    SORTING_SAMPLER_BYTES_PER_LOGIT,
+    release_rules,
 )
 from .weights import Tensor, model_tensors, weights_per_stage
 
@@ -68,6 +66,16 @@ def cudagraph_capture_sizes(max_capture: int) -> list[int]:
     return sizes
 
 
+def cudagraph_in_budget(arch: Architecture, plan: Plan) -> bool:
+    """Whether vLLM subtracts its CUDA-graph estimate from the KV budget for this model and release."""
+    if plan.enforce_eager:
+        return False
+    if plan.cudagraph_in_budget is not None:
+        return plan.cudagraph_in_budget
+    rules = release_rules(plan.vllm_version)
+    return rules.cudagraph_in_budget_moe if arch.is_moe else rules.cudagraph_in_budget_dense
+
+
 @dataclass
 class StageMemory:
     """Memory of one rank of one pipeline stage, in bytes."""
@@ -84,6 +92,9 @@ class StageMemory:
     available_kv: int
     kv_bytes_per_token: int
     num_blocks: int
+    # Held beyond the reservation while serving (vLLM does not count it), with its parts.
+    outside_reservation: int = 0
+    outside_parts: dict[str, int] = field(default_factory=dict)
 
     def as_gib(self) -> dict[str, Any]:
         def gib(nbytes: int) -> float:
@@ -102,6 +113,8 @@ class StageMemory:
             "available_kv_gib": gib(self.available_kv),
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "num_blocks": self.num_blocks,
+            "outside_reservation_gib": gib(self.outside_reservation),
+            "outside_reservation_parts_gib": {k: gib(v) for k, v in self.outside_parts.items()},
         }
 
 
@@ -147,22 +160,31 @@ def _stage_memory(
     batched, seqs = plan.max_num_batched_tokens or 1, plan.max_num_seqs or 1
     start, end = span
     act = 2
+    rules = release_rules(plan.vllm_version)
+    per_logit = rules.sampler_bytes_per_logit_moe if arch.is_moe else rules.sampler_bytes_per_logit_dense
     dense, moe = forward_bytes_per_token(arch, plan, start, end)
     forward = batched * dense + min(batched, FUSED_MOE_CHUNK_TOKENS) * moe if end > start else 0
     sampler = 0
     if last:
         rows = min(seqs, batched)
         # The hidden states of the whole batch stay alive while the sampler runs on the last rows.
-        sampler = rows * arch.vocab_size * SAMPLER_BYTES_PER_LOGIT + batched * arch.hidden_size * act
+        sampler = rows * arch.vocab_size * per_logit + batched * arch.hidden_size * act
     peak = max(forward, sampler)
-    graphs = 0
-    if plan.cudagraph_in_budget and not plan.enforce_eager:
+    graphs, graph_pool = 0, 0
+    if cudagraph_in_budget(arch, plan):
         capture = min(2 * seqs, MAX_CUDAGRAPH_CAPTURE_SIZE)
-        graphs = 2 * len(cudagraph_capture_sizes(capture)) * CUDAGRAPH_BYTES_PER_CAPTURE + capture * (
+        graphs = 2 * len(cudagraph_capture_sizes(capture)) * rules.cudagraph_bytes_per_capture + capture * (
             dense + moe
         )
+    elif not plan.enforce_eager:
+        graph_pool = (end - start) * rules.cudagraph_pool_bytes_per_layer
+    # Beyond the reservation while serving: the CUDA context and runtime allocations, graphs captured
+    # outside the budget, and the sampler's top-k/top-p path where the profiling run skipped it.
+    runtime_sampler = 0
+    if last and per_logit < SORTING_SAMPLER_BYTES_PER_LOGIT:
+        runtime_sampler = min(seqs, batched) * arch.vocab_size * SORTING_SAMPLER_BYTES_PER_LOGIT
     reservation = int(device.usable_bytes * plan.gpu_memory_utilization)
-    non_torch = NON_TORCH_PROFILE_BYTES
+    non_torch = rules.non_torch_profile_bytes
     if (plan.world_size > 1 or plan.expert_parallel_size > 1) and device.nvlink:
         non_torch += NCCL_COMMUNICATOR_BYTES
     available = reservation - weights - peak - non_torch - graphs
@@ -170,7 +192,9 @@ def _stage_memory(
     blocks = max(0, available // (plan.block_size * per_token)) if per_token else 0
     return StageMemory(
         stage, span, weights, peak, forward, sampler, non_torch, graphs, reservation,
-        available, per_token, blocks,
+        available, per_token, blocks, rules.serving_overhead_bytes + graph_pool + runtime_sampler,
+        {"context_and_runtime": rules.serving_overhead_bytes, "cudagraph_pool": graph_pool,
+         "sampler": runtime_sampler},
     )  # fmt: skip
 
 
@@ -236,7 +260,7 @@ def size(
         "gpu": device.name,
         "usable_gib_per_gpu": round(device.usable_gib, 3),
         "gpus": plan.gpus,
-        "vllm_version": VLLM_VERSION,
+        "vllm_version": release_rules(plan.vllm_version).version,
         "plan": {
             "tensor_parallel_size": plan.tensor_parallel_size,
             "pipeline_parallel_size": plan.pipeline_parallel_size,
@@ -248,14 +272,55 @@ def size(
             "max_num_batched_tokens": plan.max_num_batched_tokens,
             "gpu_memory_utilization": plan.gpu_memory_utilization,
             "block_size": plan.block_size,
-            "cudagraph_in_budget": plan.cudagraph_in_budget and not plan.enforce_eager,
+            "cudagraph_in_budget": cudagraph_in_budget(arch, plan),
         },
         "weights_source": "safetensors headers" if tensors is not None else "config.json",
-        "outside_reservation_gib": round(CUDA_CONTEXT_BYTES / GIB, 3),
+        "outside_reservation_gib": round(max(s.outside_reservation for s in stages) / GIB, 3),
         "limiting_stage": limiting.stage,
         "stages": [s.as_gib() for s in stages],
     }
     return result
+
+
+def serving_headroom_problems(
+    free_bytes: int,
+    plan: Plan,
+    *,
+    reservation: int,
+    outside: int,
+    parts: dict[str, int],
+    holder: str = "the GPU",
+) -> list[str]:
+    """vLLM starts when `free_bytes` cover its reservation, then holds `outside` more while serving (the
+    CUDA context, CUDA graphs the release does not count, the sampler's top-k/top-p path its profiling
+    skipped): refuse the plan if that would not fit, rather than let it run out of memory later."""
+    needed = reservation + outside
+    if needed <= free_bytes:
+        return []
+    named = ", ".join(f"{name.replace('_', ' ')} {value / GIB:.2f}" for name, value in parts.items() if value)
+    per_unit = reservation / plan.gpu_memory_utilization
+    ceiling = max(0.0, math.floor((free_bytes - outside) / per_unit * 100) / 100)
+    return [
+        f"--gpu-memory-utilization {plan.gpu_memory_utilization:g} reserves {reservation / GIB:.2f} GiB per "
+        f"GPU and vLLM {release_rules(plan.vllm_version).version} holds about {outside / GIB:.2f} GiB more "
+        f"while serving ({named} GiB), {needed / GIB:.2f} GiB in all, but {holder} has "
+        f"{free_bytes / GIB:.2f} GiB: it would run out of memory under load; lower "
+        f"--gpu-memory-utilization to {ceiling:g}"
+    ]
+
+
+def _stage_headroom(
+    free_bytes: int, plan: Plan, stages: list[StageMemory], holder: str = "the GPU"
+) -> list[str]:
+    stage = max(stages, key=lambda s: s.reservation + s.outside_reservation)
+    return serving_headroom_problems(
+        free_bytes,
+        plan,
+        reservation=stage.reservation,
+        outside=stage.outside_reservation,
+        parts=stage.outside_parts,
+        holder=holder,
+    )
 
 
 def _memory_problems(
@@ -273,6 +338,8 @@ def _memory_problems(
             f"only {free_at_start / GIB:.2f} GiB is free after the CUDA context; vLLM refuses to start: "
             f"lower it to {ceiling:g}"
         )
+    else:
+        problems += _stage_headroom(device.usable_bytes, plan, stages)
     worst = max(stages, key=lambda s: s.weights)
     if worst.weights >= worst.reservation:
         problems.append(

@@ -12,6 +12,7 @@ from .architecture import Architecture
 from .devices import Device, device_for
 from .errors import SizingError
 from .layout import Plan, shape_problems
+from .memory import serving_headroom_problems
 from .suggest import size_with_fixes
 from .weights import Tensor
 
@@ -33,11 +34,16 @@ def check_host(
     gpus: list[GpuMemory] | None = None,
     tensors: list[Tensor] | None = None,
     gpu_memory_bytes: int | None = None,
+    *,
+    gpu_memory_in_use: dict[int, int] | None = None,
 ) -> dict[str, Any]:
     """Size `plan` on this host's GPUs (objects with name, usable_bytes and mig_mode, as
     nvidia_smi.parse_nvidia_smi_xml returns them) or on `gpu_memory_bytes` per GPU when given.
 
-    The smallest of the GPUs the plan uses decides, since vLLM takes the minimum over ranks."""
+    The smallest of the GPUs the plan uses decides, since vLLM takes the minimum over ranks.
+    `gpu_memory_in_use` (GPU index -> bytes held by other processes, e.g. another server) is taken off
+    those GPUs: the plan must fit, with what vLLM holds beyond its reservation while serving, in the
+    rest."""
     world = plan.gpus
     if gpu_memory_bytes is not None:
         if gpu_memory_bytes <= 0:
@@ -65,6 +71,11 @@ def check_host(
             "the whole GPU; pass gpu_memory_bytes for the slice"
         )
         result.fits = False
+    if result.fits and gpu_memory_in_use and gpu_memory_bytes is None:
+        problems = _shared_gpu_problems(plan, result.breakdown, gpus or [], gpu_memory_in_use)
+        if problems:
+            result.problems.extend(problems)
+            result.fits = False
     facts = result.as_dict()
     facts.update({"checked": True, "gpus": gpu_facts, "gpu": device.name})
     if result.fits:
@@ -81,3 +92,25 @@ def check_host(
             + "; ".join(result.problems)
         )
     return facts
+
+
+def _shared_gpu_problems(
+    plan: Plan, breakdown: dict[str, Any], gpus: list[GpuMemory], in_use: dict[int, int]
+) -> list[str]:
+    """Refusals for GPUs another process already holds memory on: vLLM would start (its own check
+    compares free memory with the reservation only), then run out of memory while serving."""
+    stage = max(breakdown["stages"], key=lambda s: s["reservation_gib"] + s["outside_reservation_gib"])
+    problems = []
+    for gpu in sorted(gpus, key=lambda g: g.usable_bytes)[: plan.gpus]:
+        held = in_use.get(gpu.index, 0)
+        if held <= 0:
+            continue
+        problems += serving_headroom_problems(
+            gpu.usable_bytes - held,
+            plan,
+            reservation=int(stage["reservation_gib"] * GIB),
+            outside=int(stage["outside_reservation_gib"] * GIB),
+            parts={k: int(v * GIB) for k, v in stage["outside_reservation_parts_gib"].items()},
+            holder=f"GPU {gpu.index}, where other processes hold {held / GIB:.2f} GiB,",
+        )
+    return problems

@@ -57,11 +57,26 @@ def suggest_fixes(
                 break
     if plan.gpu_memory_utilization < 0.95 and fits(arch, replace(base, gpu_memory_utilization=0.95)):
         fixes.append("raise --gpu-memory-utilization to 0.95")
+    lowered = _highest_lower_utilization_that_fits(arch, device, base, tensors)
+    if lowered is not None:
+        fixes.append(f"lower --gpu-memory-utilization to {lowered:g} (room to serve)")
     if not fixes:
         fixes.append(
             "no single change fits: combine the fixes above or use a larger GPU (see qwen-infra recommend)"
         )
     return ["fix: " + fix for fix in fixes]
+
+
+def _highest_lower_utilization_that_fits(
+    arch: Architecture, device: Device, plan: Plan, tensors: list[Tensor] | None
+) -> float | None:
+    """A reservation too large leaves no room for the memory vLLM holds outside it while serving;
+    the highest lower utilisation (in steps of 0.01, down to 0.5) that still holds the context."""
+    hundredths = round(plan.gpu_memory_utilization * 100)
+    for step in range(hundredths - 1, 49, -1):
+        if size(arch, device, replace(plan, gpu_memory_utilization=step / 100), tensors).fits:
+            return step / 100
+    return None
 
 
 def _longest_context_that_fits(
