@@ -321,7 +321,8 @@ class S3Signer:
                 )
             return (
                 f"{what}: access denied ({status}) for {url} with {self.describe()}: allow that identity "
-                f"s3:GetObject on {resource}, or check the key"
+                f"s3:GetObject on {resource}, or check the key (S3 also answers 403 for a missing object "
+                "when the identity may not list the bucket: check the prefix)"
             )
         if code == 404:
             manifest = model_sources.MANIFEST_NAME
