@@ -185,6 +185,11 @@ to_copy:
   description: With I(step=stage), the files the role must copy into I(staging).
   type: list
   returned: step=stage
+complete:
+  description: With I(step=stage) or I(step=commit), whether I(dest) already holds exactly the listed files
+    (verified, marked complete), so nothing is to be copied.
+  type: bool
+  returned: step=stage, step=commit
 staging:
   description: The staging directory beside I(dest) that the new copy is assembled in.
   type: str
@@ -747,10 +752,11 @@ def run_controller(module: AnsibleModule, source) -> dict:
         "staging": str(lay.staging),
         "transfer": str(lay.transfer),
         "to_copy": [],
+        "complete": False,
     }
     recovered = not module.check_mode and model_stage.recover(lay)
     if controller_complete(lay.dest, identity, files, params["rehash"]):
-        return {**result, "changed": recovered, "msg": "complete"}
+        return {**result, "changed": recovered, "complete": True, "msg": "complete"}
     model_stage.refuse_unusable_dest(lay)
     try:
         if step == "stage":
