@@ -304,13 +304,14 @@ class S3Signer:
         self._auth(self.frozen(), "s3", self.region).add_auth(request)
         return dict(request.headers.items())
 
-    def refusal(self, source, code: int, body: bytes, url: str) -> str:
-        """The message for an S3 error: which credentials were used, and what to change."""
+    def refusal(self, source, code: int, body: bytes, url: str, bucket_region: str = "") -> str:
+        """The message for an S3 error: which credentials were used, and what to change. A bucket in
+        another region is named by S3 in the x-amz-bucket-region header (301) or the error body (400)."""
         what = model_sources.canonical(source)
         error = model_sources.s3_error(body)
         detail = ": ".join(part for part in (error.get("Code"), error.get("Message")) if part)
         status = f"HTTP {code}" + (f" {detail}" if detail else "")
-        region = error.get("Region")
+        region = bucket_region or error.get("Region")
         if region and region != self.region:
             return (
                 f"{what}: the bucket is in region {region}, not {self.region} ({status}); "
@@ -374,7 +375,8 @@ class Client:
     def describe_http_error(self, error: urllib.error.HTTPError, url: str) -> str:
         body = error.read()
         if self.signer is not None:
-            return self.signer.refusal(self.source, error.code, body, url)
+            region = (error.headers or {}).get("x-amz-bucket-region", "")
+            return self.signer.refusal(self.source, error.code, body, url, region)
         detail = model_sources.hub_error_message(body) or error.reason
         what = model_sources.canonical(self.source)
         if error.code == 404:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from qwen_infra import lab_model
+from qwen_infra import lab_model, model_stage
 from qwen_infra.model_verify import MARKER_NAME
 
 from tests.paths import REPO
@@ -82,6 +82,22 @@ def converge(tmp_path: Path, source: Path, dest: Path, *options: str, file_size_
             tasks[task["task"]["name"].removeprefix("model_fetch : ")] = task["hosts"]["localhost"]
     stats = output["stats"]["localhost"]
     return {"failed": stats["failures"] > 0, "changed": stats["changed"], "tasks": tasks}
+
+
+def test_the_controller_listing_follows_symlinks_and_leaves_hidden_files_out(tmp_path, model_dir):
+    source = tmp_path / "snapshot"
+    (source / "sub").mkdir(parents=True)
+    (source / "config.json").symlink_to(model_dir / "config.json")  # as in a Hugging Face cache snapshot
+    (source / "sub" / "extra.txt").write_text("x")
+    for hidden in [".git/objects/big", ".cache/huggingface/meta", ".qwen-infra-complete.json"]:
+        (source / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (source / hidden).write_text("not part of the model")
+    (source / "model.safetensors.partial").write_text("half")
+    listed = model_stage.directory_listing(source)
+    assert [(f.path, f.size, f.sha256) for f in listed] == [
+        ("config.json", (model_dir / "config.json").stat().st_size, sha256(model_dir / "config.json")),
+        ("sub/extra.txt", 1, hashlib.sha256(b"x").hexdigest()),
+    ]
 
 
 STAGE = "Check free space and stage what the host already holds"
