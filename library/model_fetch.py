@@ -784,7 +784,11 @@ def stage_controller_copy(module: AnsibleModule, lay, files: list, identity: str
     _existing, free = free_space(module.params, lay)
     model_verify.preflight_space(work.needed, free, lay.dest, what="copy")
     model_stage.prepare(lay, files, identity, work)
-    lay.transfer.mkdir(mode=0o700)
+    # Ansible creates its tmp directory as the login user even under become (an `ubuntu` SSH user
+    # becoming root), so the transfer area is writable by all and sticky, like /tmp: each transfer goes
+    # to a 0700 directory of its own, and what lands in staging is checked against the sha256 anyway.
+    lay.transfer.mkdir()
+    lay.transfer.chmod(0o1777)
     return {**result, "changed": True}
 
 
