@@ -19,6 +19,7 @@ import json
 import re
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 MANIFEST_NAME = "MANIFEST.sha256"
 DEFAULT_ENDPOINTS = {
@@ -222,7 +223,7 @@ def s3_error(body: bytes) -> dict[str, str]:
     return found
 
 
-def listed_files(entries: list[dict]) -> list[RemoteFile]:
+def listed_files(entries: list[Any]) -> list[RemoteFile]:
     """A listing given as data (the controller's, passed to the host): every entry checked, since a bad
     path would write outside dest and a bad digest could never verify."""
     files = []

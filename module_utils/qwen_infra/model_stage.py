@@ -24,6 +24,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import model_verify
 from .model_sources import RemoteFile
@@ -90,7 +91,7 @@ class Plan:
     stale: bool = False  # staging was started for another source: start it afresh
 
 
-def read_staged(lay: Layout) -> dict:
+def read_staged(lay: Layout) -> dict[str, Any]:
     try:
         record = json.loads((lay.staging / STAGED_NAME).read_text())
     except (OSError, ValueError):
@@ -98,16 +99,16 @@ def read_staged(lay: Layout) -> dict:
     return record if isinstance(record, dict) else {}
 
 
-def _trusted(record: dict, path: Path, entry: RemoteFile) -> bool:
+def _trusted(record: dict[str, Any], path: Path, entry: RemoteFile) -> bool:
     """Verified by the stage step of this copy and unchanged since (size and mtime, like the marker)."""
     seen = (record.get("verified") or {}).get(entry.path)
     if not seen:
         return False
     stat = path.stat()
-    return seen == [stat.st_size, stat.st_mtime_ns, entry.sha256]
+    return bool(seen == [stat.st_size, stat.st_mtime_ns, entry.sha256])
 
 
-def _verified(path: Path, entry: RemoteFile, record: dict) -> bool:
+def _verified(path: Path, entry: RemoteFile, record: dict[str, Any]) -> bool:
     if not path.is_file() or (entry.size >= 0 and path.stat().st_size != entry.size):
         return False
     return _trusted(record, path, entry) or model_verify.file_digest(path, entry.sha256) == entry.sha256
@@ -154,14 +155,14 @@ def prepare(lay: Layout, files: list[RemoteFile], identity: str, work: Plan) -> 
             shutil.copy2(lay.dest / entry.path, target)
     for entry in work.todo:
         (lay.staging / entry.path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    verified = {}
+    verified: dict[str, list[Any]] = {}
     for entry in [*work.keep, *work.link]:
         stat = (lay.staging / entry.path).stat()
         verified[entry.path] = [stat.st_size, stat.st_mtime_ns, entry.sha256]
     write_json(lay.staging / STAGED_NAME, {"identity": identity, "verified": verified})
 
 
-def write_json(path: Path, payload: dict) -> None:
+def write_json(path: Path, payload: dict[str, Any]) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w") as handle:
         json.dump(payload, handle, indent=1, sort_keys=True)
@@ -197,7 +198,7 @@ def verify_staged(lay: Layout, files: list[RemoteFile]) -> None:
             )
 
 
-def commit(lay: Layout, files: list[RemoteFile], marker: dict) -> None:
+def commit(lay: Layout, files: list[RemoteFile], marker: dict[str, Any]) -> None:
     """Write the completion marker into staging and swap staging in for dest.
 
     Staging is first reduced to exactly the listed files (leftovers of an earlier, different copy go);
