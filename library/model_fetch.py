@@ -11,18 +11,19 @@ description:
   - Reads the source's file listing with a sha256 per file (ModelScope through the official modelscope
     SDK's HubApi when it is installed; Hugging Face's tree API; a mirror's C(MANIFEST.sha256)).
   - Refuses before any download when the filesystem lacks the bytes still to fetch.
-  - Assembles the new copy in C(.<name>.qwen-infra-staging) beside I(dest) (same filesystem): files I(dest)
-    already holds with the right sha256 are hard-linked in, the others downloaded in parallel threads
-    into C(<file>.partial), resumed with HTTP Range, verified, and re-fetched when corrupt (bounded).
+  - Assembles the new copy in C(.<name>.qwen-infra-staging) beside I(dest), on the same filesystem. Files
+    I(dest) already holds with the right sha256 are hard-linked in, the others downloaded in parallel
+    threads into C(<file>.partial), resumed with HTTP Range, verified, and re-fetched when corrupt
+    (bounded).
   - Writes C(.qwen-infra-complete.json) into the staged copy only after every file verified, then swaps
-    it in for I(dest) by renames: an interrupted run leaves the previous model untouched. A re-run that
+    it in for I(dest) by renames, so an interrupted run leaves the previous model untouched. A re-run that
     finds the marker matching does no network work and reports no change.
   - Signs S3 requests (AWS Signature V4, botocore) with the host's credentials from botocore's default
     chain (environment, C(~/.aws) files, the EC2 instance profile); unsigned only where none are found.
   - Appends progress lines (bytes done / total, rate, ETA) to I(progress_file) every few seconds; a
     module cannot stream to the operator's terminal, so C(tail -f) that file on the host.
-  - For C(controller:) sources the model_fetch role drives three steps, C(list) (on the controller: every
-    file's size and sha256), C(stage) (on the host: free space, staging, what to copy) and C(commit)
+  - For C(controller:) sources the model_fetch role drives three steps, C(list) (on the controller, every
+    file's size and sha256), C(stage) (on the host, free space, staging, what to copy) and C(commit)
     (verify the copied files against the controller's sha256, marker, swap); the role copies in between.
   - Check mode reads the listing and reports what would be fetched; it writes nothing.
 options:
@@ -180,11 +181,17 @@ s3_credentials:
 files:
   description: With I(step=list), every file of the controller directory with its size and sha256.
   type: list
+  elements: dict
   returned: step=list
 to_copy:
   description: With I(step=stage), the files the role must copy into I(staging).
   type: list
+  elements: str
   returned: step=stage
+bytes_needed:
+  description: With I(step=stage), the bytes still to copy (what the free-space check compared).
+  type: int
+  returned: step=stage, when dest is not complete
 complete:
   description: With I(step=stage) or I(step=commit), whether I(dest) already holds exactly the listed files
     (verified, marked complete), so nothing is to be copied.
