@@ -655,6 +655,7 @@ def run(module: AnsibleModule) -> dict:
             "msg": "complete",
         }
 
+    model_stage.refuse_unusable_dest(lay)  # a local fact: before any request
     signer, endpoint = None, params["endpoint"] or model_sources.DEFAULT_ENDPOINTS.get(source.scheme, "")
     if source.scheme == "s3":
         signer = S3Signer(params["s3_region"])
@@ -671,7 +672,6 @@ def run(module: AnsibleModule) -> dict:
             f"{model_sources.canonical(source)}: no file matches include {params['include']} / exclude"
         )
     total = sum(f.size for f in files)
-    model_stage.refuse_unusable_dest(lay)
     work = model_stage.plan(lay, files, identity)
     result = {
         **identity_result,
