@@ -11,17 +11,25 @@ description:
   - Reads the source's file listing with a sha256 per file (ModelScope through the official modelscope
     SDK's HubApi when it is installed; Hugging Face's tree API; a mirror's C(MANIFEST.sha256)).
   - Refuses before any download when the filesystem lacks the bytes still to fetch.
-  - Downloads in parallel threads into C(<file>.partial) and resumes those with HTTP Range, so bytes
-    already on disk are not fetched again; verifies every file and re-fetches a corrupt one (bounded).
-  - Writes C(.qwen-infra-complete.json) only after every file verified; a re-run that finds it matching
-    does no network work and reports no change.
+  - Assembles the new copy in C(.<name>.qwen-infra-staging) beside I(dest), on the same filesystem. Files
+    I(dest) already holds with the right sha256 are hard-linked in, the others downloaded in parallel
+    threads into C(<file>.partial), resumed with HTTP Range, verified, and re-fetched when corrupt
+    (bounded).
+  - Writes C(.qwen-infra-complete.json) into the staged copy only after every file verified, then swaps
+    it in for I(dest) by renames, so an interrupted run leaves the previous model untouched. A re-run that
+    finds the marker matching does no network work and reports no change.
+  - Signs S3 requests (AWS Signature V4, botocore) with the host's credentials from botocore's default
+    chain (environment, C(~/.aws) files, the EC2 instance profile); unsigned only where none are found.
   - Appends progress lines (bytes done / total, rate, ETA) to I(progress_file) every few seconds; a
     module cannot stream to the operator's terminal, so C(tail -f) that file on the host.
+  - For C(controller:) sources the model_fetch role drives three steps, C(list) (on the controller, every
+    file's size and sha256), C(stage) (on the host, free space, staging, what to copy) and C(commit)
+    (verify the copied files against the controller's sha256, marker, swap); the role copies in between.
   - Check mode reads the listing and reports what would be fetched; it writes nothing.
 options:
   source:
-    description: modelscope:ORG/NAME@REVISION, hf:ORG/NAME@REVISION, https://mirror/path/ or s3://bucket/prefix.
-      Give either I(source) or I(model).
+    description: modelscope:ORG/NAME@REVISION, hf:ORG/NAME@REVISION, https://mirror/path/, s3://bucket/prefix
+      or (with I(step)) controller:/dir. Give either I(source) or I(model).
     type: str
   model:
     description: Model id (Qwen/Qwen3-8B) fetched from I(hub) at I(revision), instead of I(source).
@@ -42,11 +50,28 @@ options:
     type: str
     default: ""
   dest:
-    description: Directory that receives the files.
+    description: Directory that receives the files (required except for I(step=list)).
     type: path
-    required: true
+  step:
+    description: C(fetch) for every downloading source; C(list), C(stage) or C(commit) for a
+      C(controller:) source (see the description).
+    type: str
+    choices: [fetch, list, stage, commit]
+    default: fetch
+  files:
+    description: With I(step=stage) or I(step=commit), the controller's listing (I(step=list)'s C(files)).
+    type: list
+    elements: dict
+    default: []
   endpoint:
-    description: Hub or S3 endpoint URL (a private ModelScope, an HF mirror, MinIO); empty for the default.
+    description: Hub or S3 endpoint URL (a private ModelScope, an HF mirror, MinIO); empty for the default
+      (for S3, AWS's endpoint of I(s3_region)).
+    type: str
+    default: ""
+  s3_region:
+    description: Region S3 requests are signed for; empty takes botocore's configured region (AWS_REGION,
+      C(~/.aws/config)), else the instance's region when the credentials come from the instance profile,
+      else us-east-1.
     type: str
     default: ""
   token:
@@ -119,6 +144,12 @@ EXAMPLES = r"""
   model_fetch:
     source: https://models.internal/qwen3-8b-awq/
     dest: /srv/models/qwen3-8b-awq
+
+- name: Fetch from a private bucket with the instance profile's credentials
+  model_fetch:
+    source: s3://acme-models/qwen3-8b-awq
+    s3_region: eu-west-1
+    dest: /srv/models/qwen3-8b-awq
 """
 
 RETURN = r"""
@@ -172,51 +203,203 @@ msg:
   description: C(complete) when the completion marker matched and nothing was fetched; the reason on failure.
   type: str
   returned: when the marker matched, or on failure
+s3_credentials:
+  description: Which credentials signed the S3 requests (the access key id and where botocore found it;
+    never the secret), or why the requests were unsigned.
+  type: str
+  returned: for s3:// sources
+files:
+  description: With I(step=list), every file of the controller directory with its size and sha256.
+  type: list
+  elements: dict
+  returned: step=list
+to_copy:
+  description: With I(step=stage), the files the role must copy into I(staging).
+  type: list
+  elements: str
+  returned: step=stage
+bytes_needed:
+  description: With I(step=stage), the bytes still to copy (what the free-space check compared).
+  type: int
+  returned: step=stage, when dest is not complete
+complete:
+  description: With I(step=stage) or I(step=commit), whether I(dest) already holds exactly the listed files
+    (verified, marked complete), so nothing is to be copied.
+  type: bool
+  returned: step=stage, step=commit
+staging:
+  description: The staging directory beside I(dest) that the new copy is assembled in.
+  type: str
+  returned: step=stage
+transfer:
+  description: Where the copy's transfers land (Ansible's remote tmp for the copy; same filesystem).
+  type: str
+  returned: step=stage
 """
 
 import hashlib
 import http.client
 import json
 import os
+import shutil
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
 try:  # installed as the qwen.infra collection
-    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import model_sources, model_verify
+    from ansible_collections.qwen.infra.plugins.module_utils.qwen_infra import (
+        model_sources,
+        model_stage,
+        model_verify,
+    )
 except ImportError:  # this repository: ansible.cfg points module_utils at module_utils/
-    from ansible.module_utils.qwen_infra import model_sources, model_verify
+    from ansible.module_utils.qwen_infra import model_sources, model_stage, model_verify
 
 _CHUNK = 1 << 20
-PROGRESS_NAME = ".qwen-infra-fetch.progress"
+PROGRESS_NAME = model_stage.PROGRESS_NAME
 
 
 class FetchError(Exception):
     """A fetch that cannot complete; the message is the task's error."""
 
 
-class Client:
-    """HTTP for one source: auth headers, request counting, hub errors turned into clear messages."""
+# Where botocore found the credentials (Credentials.method), in the words an operator looks for.
+CREDENTIAL_SOURCES = {
+    "env": "the environment (AWS_ACCESS_KEY_ID)",
+    "shared-credentials-file": "~/.aws/credentials",
+    "config-file": "~/.aws/config",
+    "iam-role": "the instance profile (EC2 instance metadata)",
+    "container-role": "the container's task role",
+    "assume-role": "a role assumed through ~/.aws/config",
+    "assume-role-with-web-identity": "a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)",
+}
+NO_CREDENTIALS = (
+    "botocore found no AWS credentials on the host (environment, ~/.aws/credentials and config, "
+    "instance profile)"
+)
 
-    def __init__(self, source, endpoint: str, token: str, timeout: int):
+
+class S3Signer:
+    """AWS Signature V4 for S3 requests, with botocore's default credential chain.
+
+    botocore is imported here, on the host and only for s3:// sources, so module_utils stays stdlib-only
+    and hosts fetching from elsewhere need nothing. No credentials (or no botocore): requests go unsigned,
+    which a public bucket accepts; a private one answers 403, and the error says why it was unsigned."""
+
+    def __init__(self, region: str):
+        self.credentials, self.problem, self.botocore_missing = None, NO_CREDENTIALS, False
+        try:
+            import botocore.session  # noqa: PLC0415 - on the host, only for s3:// sources
+            from botocore.auth import S3SigV4Auth  # noqa: PLC0415
+            from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+            from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+        except ImportError:
+            self.botocore_missing = True
+            self.problem = (
+                "botocore is not installed on the host (the model_fetch role installs python3-botocore)"
+            )
+            self.region = region or model_sources.DEFAULT_S3_REGION
+            return
+        self._auth, self._request, self._error = S3SigV4Auth, AWSRequest, BotoCoreError
+        session = botocore.session.get_session()
+        try:
+            self.credentials = session.get_credentials()
+            region = region or session.get_config_variable("region")
+        except BotoCoreError as error:
+            raise FetchError(f"botocore cannot read the host's AWS configuration: {error}") from error
+        if not region and self.credentials is not None and self.credentials.method == "iam-role":
+            region = instance_region()
+        self.region = region or model_sources.DEFAULT_S3_REGION
+
+    def frozen(self):
+        try:  # instance-profile credentials rotate: botocore refreshes them here when they near expiry
+            return self.credentials.get_frozen_credentials()
+        except self._error as error:
+            raise FetchError(f"cannot refresh the AWS credentials from {self.where()}: {error}") from error
+
+    def where(self) -> str:
+        method = getattr(self.credentials, "method", "")
+        return CREDENTIAL_SOURCES.get(method, method or "botocore's credential chain")
+
+    def describe(self) -> str:
+        """Which credentials sign (never the secret), or why the requests are unsigned."""
+        if self.credentials is None:
+            return f"unsigned: {self.problem}"
+        return f"access key {self.frozen().access_key} from {self.where()}, region {self.region}"
+
+    def headers(self, method: str, url: str, headers: dict) -> dict:
+        if self.credentials is None:
+            return headers
+        request = self._request(method=method, url=url, headers=headers)
+        self._auth(self.frozen(), "s3", self.region).add_auth(request)
+        return dict(request.headers.items())
+
+    def refusal(self, source, code: int, body: bytes, url: str, bucket_region: str = "") -> str:
+        """The message for an S3 error: which credentials were used, and what to change. A bucket in
+        another region is named by S3 in the x-amz-bucket-region header (301) or the error body (400)."""
+        what = model_sources.canonical(source)
+        error = model_sources.s3_error(body)
+        detail = ": ".join(part for part in (error.get("Code"), error.get("Message")) if part)
+        status = f"HTTP {code}" + (f" {detail}" if detail else "")
+        region = bucket_region or error.get("Region")
+        if region and region != self.region:
+            return (
+                f"{what}: the bucket is in region {region}, not {self.region} ({status}); "
+                f"set model_fetch_s3_region: {region}"
+            )
+        if code in (401, 403):
+            resource = f"arn:aws:s3:::{source.location}/{source.prefix}*"
+            if self.credentials is None:
+                return (
+                    f"{what}: access denied ({status}) for {url}: the request was unsigned because "
+                    f"{self.problem}. Give the host an instance profile (or credentials) allowed "
+                    f"s3:GetObject on {resource}, or make the objects public"
+                )
+            return (
+                f"{what}: access denied ({status}) for {url} with {self.describe()}: allow that identity "
+                f"s3:GetObject on {resource}, or check the key (S3 also answers 403 for a missing object "
+                "when the identity may not list the bucket: check the prefix)"
+            )
+        if code == 404:
+            manifest = model_sources.MANIFEST_NAME
+            return f"{what}: not found ({status}) at {url}; check the bucket, the prefix and {manifest}"
+        return f"{what}: {status} from {url}"
+
+
+def instance_region() -> str:
+    """The EC2 instance's region from its metadata service (botocore's fetcher), '' when unavailable."""
+    try:
+        from botocore.utils import InstanceMetadataRegionFetcher  # noqa: PLC0415
+    except ImportError:  # older botocore
+        return ""
+    return InstanceMetadataRegionFetcher().retrieve_region() or ""
+
+
+class Client:
+    """HTTP for one source: auth headers (S3: SigV4), request counting, errors turned into clear messages."""
+
+    def __init__(self, source, endpoint: str, token: str, timeout: int, signer: S3Signer | None = None):
         self.source, self.endpoint, self.token, self.timeout = source, endpoint, token, timeout
+        self.signer = signer
         self.requests = 0
         self._lock = threading.Lock()
 
     def open(self, url: str, method: str = "GET", start: int = 0):
-        request = urllib.request.Request(url, method=method)  # noqa: S310 - http(s) only, from model_sources.parse_source
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        if self.signer is not None:
+            headers = self.signer.headers(method, url, headers)  # the Range header is signed too
+        elif self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
             if self.source.scheme == "modelscope":
-                request.add_header("Cookie", f"m_session_id={self.token}")
-        if start:
-            request.add_header("Range", f"bytes={start}-")
+                headers["Cookie"] = f"m_session_id={self.token}"
+        request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310 - http(s) only, from model_sources.parse_source
         with self._lock:
             self.requests += 1
         try:
@@ -227,7 +410,11 @@ class Client:
             raise FetchError(f"cannot reach {url}: {getattr(error, 'reason', error)}") from error
 
     def describe_http_error(self, error: urllib.error.HTTPError, url: str) -> str:
-        detail = model_sources.hub_error_message(error.read()) or error.reason
+        body = error.read()
+        if self.signer is not None:
+            region = (error.headers or {}).get("x-amz-bucket-region", "")
+            return self.signer.refusal(self.source, error.code, body, url, region)
+        detail = model_sources.hub_error_message(body) or error.reason
         what = model_sources.canonical(self.source)
         if error.code == 404:
             return f"{what}: not found (HTTP 404: {detail}); check the model id and revision ({url})"
@@ -442,24 +629,6 @@ def fetch_file(transfer: Transfer, entry: model_sources.RemoteFile) -> None:
     raise FetchError(f"{entry.path}: {problem} after {retries + 1} attempts; nothing was marked complete")
 
 
-def plan(dest: Path, files: list[model_sources.RemoteFile]) -> tuple[list[model_sources.RemoteFile], int]:
-    """(files still to fetch, bytes still needed): verified final files are kept, partials counted."""
-    todo, needed = [], 0
-    for entry in files:
-        final = dest / entry.path
-        if (
-            final.is_file()
-            and final.stat().st_size == entry.size
-            and model_verify.file_digest(final, entry.sha256) == entry.sha256
-        ):
-            continue
-        partial = final.with_name(final.name + model_verify.PARTIAL_SUFFIX)
-        have = partial.stat().st_size if partial.is_file() else 0
-        todo.append(entry)
-        needed += max(entry.size - have, 0)
-    return todo, needed
-
-
 def marker_entry(dest: Path, entry: model_sources.RemoteFile) -> dict:
     """The marker records a sha256 for every file, so a seeder can publish a MANIFEST.sha256 from it;
     files a hub lists by git blob id (small HF files) are hashed again once verified."""
@@ -477,26 +646,55 @@ def resolve_source(params: dict):
     return model_sources.parse_source(f"{params['hub']}:{repo}@{params['revision']}"), prequantized
 
 
+def identity_of(source, params: dict) -> str:
+    """What the completion marker must name for this request: the source and the file selection."""
+    identity = model_sources.canonical(source) + "".join(f" +{p}" for p in params["include"])
+    return identity + "".join(f" -{p}" for p in params["exclude"])
+
+
+def free_space(params: dict, lay) -> tuple[Path, int]:
+    """(nearest existing directory of the staging area, its filesystem's free bytes), writability checked."""
+    existing = next(p for p in (lay.staging.parent, *lay.staging.parent.parents) if p.exists())
+    model_verify.preflight_writable(existing, lay.dest)
+    free = params["assume_free_bytes"]
+    return existing, model_verify.free_bytes(existing) if free is None else free
+
+
 def run(module: AnsibleModule) -> dict:
     params = module.params
     source, prequantized = resolve_source(params)
     if source.scheme == "controller":
-        raise FetchError("controller: sources are copied by the model_fetch role, not by this module")
-    dest = Path(params["dest"])
-    endpoint = params["endpoint"] or model_sources.DEFAULT_ENDPOINTS.get(source.scheme, "")
+        return run_controller(module, source)
+    if params["step"] != "fetch":
+        raise FetchError(
+            f"step={params['step']} is for controller: sources; {source.scheme} sources are fetched"
+        )
+    if not params["dest"]:
+        raise FetchError("dest is required: the directory on the host that receives the model")
+    lay = model_stage.layout(Path(params["dest"]))
+    dest = lay.dest
+    recovered = not module.check_mode and model_stage.recover(lay)
     identity_result = {"source": model_sources.canonical(source), "prequantized": prequantized}
-    identity = model_sources.canonical(source) + "".join(f" +{p}" for p in params["include"])
-    identity += "".join(f" -{p}" for p in params["exclude"])
+    identity = identity_of(source, params)
     if dest.is_dir() and model_verify.check_marker(dest, identity, params["rehash"]).complete:
         return {
-            "changed": False,
+            "changed": recovered,
             "fetched": [],
             "bytes_downloaded": 0,
             "network_requests": 0,
             "msg": "complete",
         }
 
-    client = Client(source, endpoint, params["token"], params["timeout"])
+    model_stage.refuse_unusable_dest(lay)  # a local fact: before any request
+    signer, endpoint = None, params["endpoint"] or model_sources.DEFAULT_ENDPOINTS.get(source.scheme, "")
+    if source.scheme == "s3":
+        signer = S3Signer(params["s3_region"])
+        endpoint = params["endpoint"] or model_sources.s3_endpoint(signer.region)
+        identity_result["s3_credentials"] = signer.describe()
+        if module.check_mode and signer.botocore_missing:  # the role installs it on the real run
+            note = f"{signer.problem}; the bucket is listed on the real run"
+            return {**identity_result, "changed": True, "fetched": [], "network_requests": 0, "msg": note}
+    client = Client(source, endpoint, params["token"], params["timeout"], signer)
     listed, revision = list_files(client, params["parallel"], params["modelscope_client"])
     files = model_sources.select(listed, params["include"], params["exclude"])
     if not files:
@@ -504,35 +702,31 @@ def run(module: AnsibleModule) -> dict:
             f"{model_sources.canonical(source)}: no file matches include {params['include']} / exclude"
         )
     total = sum(f.size for f in files)
-    todo, needed = plan(dest, files) if dest.is_dir() else (files, total)
+    work = model_stage.plan(lay, files, identity)
     result = {
         **identity_result,
         "revision": revision,
         "bytes_total": total,
-        "fetched": [f.path for f in todo],
+        "fetched": [f.path for f in work.todo],
         "refetched": [],
     }
     if module.check_mode:
         return {**result, "changed": True, "bytes_downloaded": 0, "network_requests": client.requests}
 
-    existing = next(p for p in (dest, *dest.parents) if p.exists())
-    model_verify.preflight_writable(existing, dest)
-    free = params["assume_free_bytes"]
-    if free is None:
-        free = model_verify.free_bytes(existing)
-    model_verify.preflight_space(needed, free, dest)  # before anything in dest changes
+    _existing, free = free_space(params, lay)
+    model_verify.preflight_space(work.needed, free, dest)  # before anything on the host changes
     try:
-        dest.mkdir(parents=True, exist_ok=True)
-        model_verify.remove_marker(dest)  # from here on dest is "incomplete" until the new marker lands
+        model_stage.prepare(lay, files, identity, work)
+        dest.mkdir(mode=0o755, parents=True, exist_ok=True)  # the progress file's documented place
         progress_path = Path(params["progress_file"] or dest / PROGRESS_NAME)
         with Progress(progress_path, total, len(files)) as progress:
-            progress.add(resumed=total - sum(f.size for f in todo))
-            transfer = Transfer(client, dest, params["retries"], progress, result["refetched"])
+            progress.add(resumed=total - sum(f.size for f in work.todo))
+            transfer = Transfer(client, lay.staging, params["retries"], progress, result["refetched"])
             with ThreadPoolExecutor(max_workers=max(1, params["parallel"])) as pool:
-                for job in [pool.submit(fetch_file, transfer, f) for f in todo]:
+                for job in [pool.submit(fetch_file, transfer, f) for f in work.todo]:
                     job.result()
-        files_entries = [marker_entry(dest, f) for f in files]
-        model_verify.write_marker(dest, model_verify.marker_payload(identity, revision, files_entries))
+        entries = [marker_entry(lay.staging, f) for f in files]
+        model_stage.commit(lay, files, model_verify.marker_payload(identity, revision, entries))
     except OSError as error:
         raise FetchError(model_verify.describe_os_error(error, dest)) from error
     elapsed = time.monotonic() - progress.started
@@ -547,6 +741,94 @@ def run(module: AnsibleModule) -> dict:
     }
 
 
+# --- controller: sources (the role copies between stage and commit) -----------------------------------
+
+
+def controller_complete(dest: Path, identity: str, files: list, rehash: bool) -> bool:
+    """dest's marker names this source and exactly these files (a changed controller file is a change)."""
+    if not dest.is_dir() or not model_verify.check_marker(dest, identity, rehash).complete:
+        return False
+    marker = model_verify.read_marker(dest) or {}
+    recorded = {(f.get("path"), f.get("size"), f.get("sha256")) for f in marker.get("files", [])}
+    return recorded == {(f.path, f.size, f.sha256) for f in files}
+
+
+def run_controller(module: AnsibleModule, source) -> dict:
+    params, step = module.params, module.params["step"]
+    canonical = model_sources.canonical(source)
+    if step == "fetch":
+        raise FetchError(
+            f"{canonical}: controller sources are copied by the model_fetch role (steps list, stage, "
+            "commit around ansible.builtin.copy), not downloaded by this module"
+        )
+    if step == "list":  # runs on the controller
+        root = Path(source.location)
+        if not (root / "config.json").is_file():
+            raise FetchError(
+                f"{root}/config.json does not exist on the controller: point the source at a model directory"
+            )
+        listed = model_stage.directory_listing(root)
+        return {
+            "changed": False,
+            "source": canonical,
+            "files": [asdict(f) for f in listed],
+            "bytes_total": sum(f.size for f in listed),
+        }
+    if not params["dest"]:
+        raise FetchError(f"dest is required with step={step}")
+    files = model_sources.select(
+        model_sources.listed_files(params["files"]), params["include"], params["exclude"]
+    )
+    if not files:
+        raise FetchError(f"{canonical}: no file matches include {params['include']} / exclude")
+    identity = identity_of(source, params)
+    revision = "tree-sha256:" + hashlib.sha256(model_stage.manifest_text(files).encode()).hexdigest()
+    lay = model_stage.layout(Path(params["dest"]))
+    result = {
+        "source": canonical,
+        "revision": revision,
+        "bytes_total": sum(f.size for f in files),
+        "staging": str(lay.staging),
+        "transfer": str(lay.transfer),
+        "to_copy": [],
+        "complete": False,
+    }
+    recovered = not module.check_mode and model_stage.recover(lay)
+    if controller_complete(lay.dest, identity, files, params["rehash"]):
+        return {**result, "changed": recovered, "complete": True, "msg": "complete"}
+    model_stage.refuse_unusable_dest(lay)
+    try:
+        if step == "stage":
+            return stage_controller_copy(module, lay, files, identity, result)
+        if module.check_mode:
+            return {**result, "changed": True}
+        model_stage.verify_staged(lay, files)
+        entries = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
+        model_stage.commit(lay, files, model_verify.marker_payload(identity, revision, entries))
+    except OSError as error:
+        raise FetchError(model_verify.describe_os_error(error, lay.dest)) from error
+    return {**result, "changed": True}
+
+
+def stage_controller_copy(module: AnsibleModule, lay, files: list, identity: str, result: dict) -> dict:
+    """Free space first, then the staging directory with what the host already holds; returns to_copy."""
+    work = model_stage.plan(lay, files, identity)
+    result = {**result, "to_copy": [f.path for f in work.todo], "bytes_needed": work.needed}
+    if module.check_mode:
+        return {**result, "changed": True}
+    if lay.transfer.exists():  # an interrupted copy's half-sent file: its space is free again
+        shutil.rmtree(lay.transfer)
+    _existing, free = free_space(module.params, lay)
+    model_verify.preflight_space(work.needed, free, lay.dest, what="copy")
+    model_stage.prepare(lay, files, identity, work)
+    # Ansible creates its tmp directory as the login user even under become (an `ubuntu` SSH user
+    # becoming root), so the transfer area is writable by all and sticky, like /tmp: each transfer goes
+    # to a 0700 directory of its own, and what lands in staging is checked against the sha256 anyway.
+    lay.transfer.mkdir()
+    lay.transfer.chmod(0o1777)
+    return {**result, "changed": True}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -555,8 +837,11 @@ def main():
             "precision": {"type": "str", "default": "bf16", "choices": ["bf16", "awq", "gptq", "fp8"]},
             "hub": {"type": "str", "default": "modelscope", "choices": ["modelscope", "hf"]},
             "revision": {"type": "str", "default": ""},
-            "dest": {"type": "path", "required": True},
+            "dest": {"type": "path"},
+            "step": {"type": "str", "default": "fetch", "choices": ["fetch", "list", "stage", "commit"]},
+            "files": {"type": "list", "elements": "dict", "default": []},
             "endpoint": {"type": "str", "default": ""},
+            "s3_region": {"type": "str", "default": ""},
             "token": {"type": "str", "default": "", "no_log": True},
             "include": {"type": "list", "elements": "str", "default": []},
             "exclude": {"type": "list", "elements": "str", "default": []},

@@ -60,9 +60,10 @@ def test_fresh_download_then_rerun_without_requests(tmp_path, mirror, mirror_roo
 
 def test_a_partial_file_is_resumed_with_a_range_request(tmp_path, mirror, mirror_root):
     dest = tmp_path / "dest"
-    dest.mkdir()
+    staging = tmp_path / ".dest.qwen-infra-staging"  # where an interrupted run left its partial file
+    staging.mkdir()
     weights = (mirror_root / "qwen3-tiny" / WEIGHTS).read_bytes()
-    (dest / (WEIGHTS + ".partial")).write_bytes(weights[:300_000])
+    (staging / (WEIGHTS + ".partial")).write_bytes(weights[:300_000])
     result = fetch(tmp_path, mirror, dest)
     assert result["changed"] is True
     gets = [

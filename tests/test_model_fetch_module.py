@@ -7,6 +7,7 @@ listings go through the installed modelscope SDK (modelscope_client=auto), as on
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -38,6 +39,20 @@ def hub(model_dir):
 def fetch(tmp_path, hub, dest, check=False, **extra):
     args = {"source": SOURCE, "dest": str(dest), "endpoint": hub.url, **extra}
     return run_model_fetch(tmp_path, args, check=check)
+
+
+def staging_of(dest: Path) -> Path:
+    """Where a fetch assembles the new copy: beside dest, on its filesystem."""
+    return dest.parent / f".{dest.name}.qwen-infra-staging"
+
+
+def model_state(dest: Path) -> dict:
+    """Every file of the model and its marker: inode, mtime and sha256 (the progress file may grow)."""
+    return {
+        p.name: (p.stat().st_ino, p.stat().st_mtime_ns, sha256(p))
+        for p in dest.iterdir()
+        if p.name != ".qwen-infra-fetch.progress"
+    }
 
 
 def sha256(path: Path) -> str:
@@ -85,14 +100,45 @@ def test_interrupted_download_resumes_without_fetching_bytes_again(tmp_path, hub
     first = fetch(tmp_path, hub, dest, retries=0)
     assert first.get("failed"), first
     assert "transfer broke" in first["msg"]
-    assert (dest / (WEIGHTS + ".partial")).stat().st_size == 300_000
+    assert (staging_of(dest) / (WEIGHTS + ".partial")).stat().st_size == 300_000
     assert not (dest / MARKER_NAME).exists()
+    assert not (dest / WEIGHTS).exists()
 
     second = fetch(tmp_path, hub, dest)
     assert second["changed"] is True
     assert hub.sent[WEIGHTS] == size  # 300 000 before the cut + the rest, nothing twice
     assert second["bytes_downloaded"] == size - 300_000
     assert sha256(dest / WEIGHTS) == sha256(model_dir / WEIGHTS)
+
+
+def test_an_interrupted_update_leaves_the_previous_model_untouched(tmp_path, model_dir, hub):
+    # The previous model: other weights, at revision v0.9, fetched from a second stand-in.
+    previous = tmp_path / "previous"
+    shutil.copytree(model_dir, previous)
+    weights = bytearray((previous / WEIGHTS).read_bytes())
+    weights[-1000:] = bytes(1000)
+    (previous / WEIGHTS).write_bytes(weights)
+    dest = tmp_path / "dest"
+    with HubStandin(previous, revision="v0.9") as old_hub:
+        assert fetch(tmp_path, old_hub, dest, source="modelscope:Qwen/Qwen3-Tiny@v0.9")["changed"]
+    before = model_state(dest)
+
+    hub.cut_after = {WEIGHTS: 300_000}
+    first = fetch(tmp_path, hub, dest, retries=0)
+    assert first.get("failed"), first
+    assert model_state(dest) == before
+    assert json.loads((dest / MARKER_NAME).read_text())["revision"] == "v0.9"
+    # Files that did not change were hard-linked into the staging copy, not fetched.
+    assert set(hub.sent) == {WEIGHTS}
+
+    second = fetch(tmp_path, hub, dest)
+    assert second["changed"] is True
+    assert second["fetched"] == [WEIGHTS]
+    assert hub.sent[WEIGHTS] == (model_dir / WEIGHTS).stat().st_size  # resumed, nothing sent twice
+    assert_same_model(dest, model_dir)
+    assert json.loads((dest / MARKER_NAME).read_text())["revision"] == "v1.0"
+    assert not staging_of(dest).exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if ".qwen-infra-" in p.name) == []
 
 
 def test_a_transfer_cut_mid_file_is_resumed_within_the_same_run(tmp_path, hub, model_dir):

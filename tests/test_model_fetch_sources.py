@@ -9,11 +9,14 @@ from qwen_infra.model_sources import (
     canonical,
     file_url,
     hf_files,
+    listed_files,
     listing_url,
     modelscope_files,
     parse_manifest,
     parse_source,
     prequantized_repo,
+    s3_endpoint,
+    s3_error,
     select,
 )
 
@@ -95,6 +98,66 @@ def test_urls_of_each_source():
     assert listing_url(mirror, "") == f"https://m/qwen/{MANIFEST_NAME}"
     s3 = parse_source("s3://bucket/qwen/8b")
     assert file_url(s3, "http://minio:9000", "config.json") == "http://minio:9000/bucket/qwen/8b/config.json"
+
+
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [
+        ("", "https://s3.us-east-1.amazonaws.com"),
+        ("eu-west-1", "https://s3.eu-west-1.amazonaws.com"),
+        ("cn-north-1", "https://s3.cn-north-1.amazonaws.com.cn"),
+    ],
+)
+def test_s3_endpoint_is_the_regions_own(region, endpoint):
+    assert s3_endpoint(region) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Access Denied</Message>"
+            b"<RequestId>1</RequestId></Error>",
+            {"Code": "AccessDenied", "Message": "Access Denied"},
+        ),
+        (
+            b"<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; "
+            b"expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>",
+            {
+                "Code": "AuthorizationHeaderMalformed",
+                "Message": "the region 'us-east-1' is wrong; expecting 'eu-west-1'",
+                "Region": "eu-west-1",
+            },
+        ),
+        (b"", {}),
+        (b'{"error": "not xml"}', {}),
+    ],
+)
+def test_s3_error_bodies_are_read(body, expected):
+    assert s3_error(body) == expected
+
+
+def test_a_listing_passed_as_data_is_checked_entry_by_entry():
+    good = {"path": "config.json", "size": 10, "sha256": SHA.upper()}
+    assert listed_files([good]) == [RemoteFile("config.json", 10, SHA)]
+
+
+@pytest.mark.parametrize(
+    ("entries", "says"),
+    [
+        ([], "the listing is empty"),
+        (["config.json"], "must be {path, size, sha256}"),
+        ([{"path": "../x", "size": 1, "sha256": SHA}], "unsafe file path"),
+        ([{"path": "x", "size": -1, "sha256": SHA}], "no size in bytes"),
+        ([{"path": "x", "size": True, "sha256": SHA}], "no size in bytes"),
+        ([{"path": "x", "size": 1, "sha256": "abc"}], "no sha256"),
+        ([{"size": 1, "sha256": SHA}], "has no path"),
+    ],
+)
+def test_a_bad_listing_is_refused(entries, says):
+    with pytest.raises(SourceError) as error:
+        listed_files(entries)
+    assert says in str(error.value)
 
 
 def test_manifest_in_sha256sum_format():

@@ -25,8 +25,8 @@ MANIFEST_NAME = "MANIFEST.sha256"
 DEFAULT_ENDPOINTS = {
     "modelscope": "https://www.modelscope.cn",
     "hf": "https://huggingface.co",
-    "s3": "https://s3.amazonaws.com",
 }
+DEFAULT_S3_REGION = "us-east-1"
 SCHEMES = ("controller", "modelscope", "hf", "http", "https", "s3")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _REVISION = re.compile(r"^[\w][\w./-]*$")
@@ -195,6 +195,50 @@ def file_url(source: Source, endpoint: str, path: str) -> str:
     if source.scheme == "s3":  # path-style addressing works on every S3-compatible store
         return f"{base}/{source.location}/{urllib.parse.quote(source.prefix)}{quoted}"
     return source.location + quoted
+
+
+def s3_endpoint(region: str) -> str:
+    """AWS S3's regional endpoint: path-style requests there reach a bucket of that region directly
+    (the global endpoint answers 301 PermanentRedirect for buckets elsewhere)."""
+    region = region or DEFAULT_S3_REGION
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://s3.{region}.{domain}"
+
+
+def s3_error(body: bytes) -> dict[str, str]:
+    """Code, Message and Region of an S3 XML error body (those present); {} for anything else.
+
+    A regular expression, not an XML parser: the body comes from the network, and these three plain
+    elements are all that is read."""
+    text = (body or b"").decode("utf-8", "replace")
+    if "<Error>" not in text:
+        return {}
+    found = {}
+    for name in ("Code", "Message", "Region"):
+        match = re.search(rf"<{name}>([^<]{{0,300}})</{name}>", text)
+        if match:
+            found[name] = match.group(1)
+    return found
+
+
+def listed_files(entries: list[Any]) -> list[RemoteFile]:
+    """A listing given as data (the controller's, passed to the host): every entry checked, since a bad
+    path would write outside dest and a bad digest could never verify."""
+    files = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise SourceError(f"a listing entry must be {{path, size, sha256}}, not {entry!r}")
+        path, size, digest = entry.get("path"), entry.get("size"), str(entry.get("sha256") or "").lower()
+        if not isinstance(path, str):
+            raise SourceError(f"listing entry {entry!r} has no path")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise SourceError(f"listing entry {path!r} has no size in bytes ({size!r})")
+        if not _SHA256.match(digest):
+            raise SourceError(f"listing entry {path!r} has no sha256 ({digest!r}); cannot verify it")
+        files.append(RemoteFile(safe_relative_path(path), size, digest))
+    if not files:
+        raise SourceError("the listing is empty: the source directory holds no files")
+    return files
 
 
 def hub_error_message(body: bytes) -> str:

@@ -136,12 +136,14 @@ def preflight_writable(existing: Path, dest: Path) -> None:
         raise VerifyError(f"cannot write to {existing}; run with become or choose another model_fetch_dest")
 
 
-def preflight_space(needed: int, free: int, dest: Path) -> None:
+def preflight_space(needed: int, free: int, dest: Path, what: str = "download") -> None:
+    """`what` is "download" or "copy" (from the controller); the message names it."""
     if needed > free:
+        done = "copied" if what == "copy" else "downloaded"
         raise VerifyError(
-            f"not enough disk space in {dest}: the download needs {needed} bytes "
+            f"not enough disk space in {dest}: the {what} needs {needed} bytes "
             f"({needed / 2**30:.2f} GiB) and {free} bytes ({free / 2**30:.2f} GiB) are free; "
-            "free space or choose another model_fetch_dest. Nothing was downloaded."
+            f"free space or choose another model_fetch_dest. Nothing was {done}."
         )
 
 
