@@ -68,6 +68,7 @@ def _host_vars(host: dict, mode: str) -> dict:
         "ec2_instance_id": host["instance_id"],
         "ec2_instance_type": host["instance_type"],
         "ec2_private_ip": host["private_ip"],
+        "ec2_public_ip": host["public_ip"],
         "qwen_host_role": host["role"],
         **{key: host[key] for key in EXPECTATIONS},
     }

@@ -68,7 +68,10 @@ def test_missing_required_keys_are_all_named():
         ({"qwen-infra:concurrency": "many"}, "qwen-infra:concurrency must be an integer"),
         ({"qwen-infra:access": "ssh"}, "access ssh needs adminCidr"),
         ({"qwen-infra:access": "ssh", "qwen-infra:adminCidr": "0.0.0.0/0"}, "whole internet"),
-        ({"qwen-infra:apiCidr": "::/0"}, "whole internet"),
+        (
+            {"qwen-infra:apiCidr": "203.0.113.0/24"},
+            "apiCidr is no longer supported: clients reach the API only",
+        ),
         ({"qwen-infra:adminCidr": "10.0.0.300/8"}, "is not a CIDR block"),
         ({"qwen-infra:availabilityZone": "us-west-2a"}, "not a zone of aws:region"),
         ({"qwen-infra:instanceType": "p9.huge"}, "instance type 'p9.huge' is not in the catalog"),
