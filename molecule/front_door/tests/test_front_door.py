@@ -519,7 +519,7 @@ def test_revoking_a_client_by_a_rerun_keeps_another_clients_stream(base_url, sec
         chunks = iter(stream)
         first = next(chunks)
         done = ansible_playbook(
-            str(PROJECT / "playbooks" / "front_door.yml"), "-e", f"@{SCENARIO / 'revoked.yml'}"
+            str(PROJECT / "playbooks" / "front_door.yml"), "-e", f"@{SCENARIO / 'vars' / 'revoked.yml'}"
         )
         assert done.returncode == 0, done.stdout[-3000:]
         # The old process still serves the stream while the new one serves everything else.
