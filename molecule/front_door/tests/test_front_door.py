@@ -463,17 +463,21 @@ def test_requests_beyond_a_servers_limit_wait_at_the_front_door(base_url, secret
 def test_the_wait_at_the_front_door_is_bounded(base_url, secrets):
     full = client(base_url, secrets["clients"]["full"])
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(chat, full, MODEL_B, **long_generation(4000))  # ~7 s on two cores
+        # 8 x 4000 tokens keep B's only slot busy for well over the 3 s the next request may wait.
+        busy = pool.submit(chat, full, MODEL_B, n=8, **long_generation(4000))
         time.sleep(1.0)
         started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as refused:
             chat(full, MODEL_B)
         waited = time.monotonic() - started
-        assert busy.result().parse().usage.completion_tokens == 4000
+        assert not busy.done(), "the busy request ended before the wait did: the test proves nothing"
+        assert busy.result().parse().usage.completion_tokens == 8 * 4000
     assert refused.value.status_code == 503
     assert refused.value.code == "service_unavailable"
     assert refused.value.response.headers["retry-after"] == "5"
     assert 2.5 <= waited <= 6.0, waited  # front_door_queue_timeout_s: 3
+    line = audit_line(refused.value.response.headers["x-request-id"])
+    assert line["status"] == "503" and int(line["queue_ms"]) >= 2500, line
 
 
 # --- changes -----------------------------------------------------------------------------------------
