@@ -14,7 +14,7 @@ playbooks/bench_front_door.yml runs it on the first load balancer with the inven
   `data:` event, which vLLM sends with the first generated token. Median and P99 of each path, and of
   the per-round difference (front door minus direct).
 - throughput: `--concurrency` workers sending whole chat completions of exactly `--max-tokens` tokens for
-  `--seconds` per path, in two alternating halves; completed requests and tokens per second.
+  `--seconds` per path, in `--slices` alternating parts; completed requests and tokens per second.
 Each worker keeps one connection open (as the SDKs do), so neither path pays a handshake per request.
 Prints one JSON document.
 """
@@ -150,7 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ttft-tokens", type=int, default=4, help="tokens per time-to-first-token request")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens per throughput request")
-    parser.add_argument("--seconds", type=float, default=30, help="throughput time per path")
+    parser.add_argument("--seconds", type=float, default=40, help="throughput time per path")
+    parser.add_argument("--slices", type=int, default=4, help="alternating parts of the throughput time")
     parser.add_argument("--warmup", type=int, default=10)
     return parser.parse_args(argv)
 
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if not client_key or not backend_key:
         print("set FRONT_DOOR_KEY (a client key) and BACKEND_KEY (vllm_api_key)", file=sys.stderr)
         return 2
+    load_at_start = os.getloadavg()
     context = ssl.create_default_context(cafile=args.ca_file or None)
     front_door = Target(args.front_door, client_key, context)
     direct = [Target(url, backend_key, None) for url in args.direct]
@@ -177,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     differences = [f - d for f, d in zip(samples["front_door"], samples["direct"], strict=True)]
 
     runs: dict[str, list[dict]] = {"direct": [], "front_door": []}
-    half = args.seconds / 2
-    for _ in range(2):
+    part = args.seconds / args.slices
+    for _ in range(args.slices):
         for name, targets in (("direct", direct), ("front_door", [front_door])):
-            runs[name].append(throughput(targets, args.model, args.max_tokens, args.concurrency, half))
+            runs[name].append(throughput(targets, args.model, args.max_tokens, args.concurrency, part))
     rates = {}
     for name, parts in runs.items():
         seconds = sum(p["seconds"] for p in parts)
@@ -192,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     report = {
+        # The machine's 1/5/15-minute load when the run started and ended: a busy machine skews both paths.
+        "load_average": {"start": load_at_start, "end": os.getloadavg()},
         "model": args.model,
         "direct": args.direct,
         "front_door": args.front_door,
