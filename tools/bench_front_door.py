@@ -151,7 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens per throughput request")
     parser.add_argument("--seconds", type=float, default=40, help="throughput time per path")
-    parser.add_argument("--slices", type=int, default=4, help="alternating parts of the throughput time")
+    parser.add_argument("--slices", type=int, default=8, help="alternating parts of the throughput time")
     parser.add_argument("--warmup", type=int, default=10)
     return parser.parse_args(argv)
 
