@@ -3,6 +3,7 @@ never printing a key. Runs the real playbook against an inventory of local hosts
 them: the validate play only reads variables and, on the controller, the certificate)."""
 
 import datetime
+import functools
 import os
 import subprocess
 import sys
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.parsing.vault import VaultLib, VaultSecret
 from conftest import REPO
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,7 +19,26 @@ from cryptography.x509.oid import NameOID
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
-VAULT = VaultLib([("lab", VaultSecret((REPO / "inventories/lab/vault-password.txt").read_bytes().strip()))])
+# Ansible patches the interpreter when imported (sys.intern), which breaks torch in later tests of the
+# same pytest process: encrypt in a child process instead.
+ENCRYPT = """
+import sys
+from pathlib import Path
+from ansible.parsing.vault import VaultLib, VaultSecret
+vault = VaultLib([("lab", VaultSecret(Path(sys.argv[1]).read_bytes().strip()))])
+sys.stdout.write(vault.encrypt(sys.stdin.read(), vault_id="lab").decode())
+"""
+
+
+@functools.cache
+def encrypted(secret: str) -> str:
+    """`secret` encrypted with the lab vault id ansible.cfg names."""
+    return subprocess.run(
+        [sys.executable, "-c", ENCRYPT, REPO / "inventories/lab/vault-password.txt"],
+        input=secret, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
 BACKEND_KEY = "backend-key-" + "b" * 24
 KEYS = {"alice": "a" * 40, "bob": "0123456789abcdef" * 3}
 
@@ -30,9 +49,7 @@ class Vaulted(str):
 
 yaml.SafeDumper.add_representer(
     Vaulted,
-    lambda dumper, value: dumper.represent_scalar(
-        "!vault", VAULT.encrypt(str(value), vault_id="lab").decode(), style="|"
-    ),
+    lambda dumper, value: dumper.represent_scalar("!vault", encrypted(str(value)), style="|"),
 )
 
 
