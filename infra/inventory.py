@@ -70,6 +70,7 @@ def _host_vars(host: dict[str, Any], mode: str) -> dict[str, Any]:
         "ec2_instance_id": host["instance_id"],
         "ec2_instance_type": host["instance_type"],
         "ec2_private_ip": host["private_ip"],
+        "ec2_public_ip": host["public_ip"],
         "qwen_host_role": host["role"],
     }
     if host["gpu_expected_count"]:

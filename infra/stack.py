@@ -113,7 +113,6 @@ def _security(build: Build, network: ClusterNetwork) -> ClusterSecurity:
             api_port=config.api_port,
             admin_cidr=config.admin_cidr,
             ssh=config.access == "ssh",
-            api_cidr=config.api_cidr,
             load_balancer=config.load_balancer,
             client_cidrs=config.client_cidrs,
             monitoring=config.monitoring,

@@ -143,8 +143,12 @@ def test_metadata_comes_from_the_one_version_and_the_pins(tarball):
         entry["name"]: entry["version"]
         for entry in yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]
     }
-    # The roles call community.general (modprobe) and no other collection beyond ansible.builtin.
-    assert manifest["dependencies"] == {"community.general": f">={pins['community.general']},<12.0.0"}
+    # The roles call community.general (modprobe) and community.crypto (the front door reads its
+    # certificate) and no other collection beyond ansible.builtin.
+    assert manifest["dependencies"] == {
+        "community.general": f">={pins['community.general']},<12.0.0",
+        "community.crypto": f">={pins['community.crypto']},<4.0.0",
+    }
     runtime = yaml.safe_load(tarball["meta/runtime.yml"])
     assert runtime["requires_ansible"] == ">=2.19.0"
     assert tarball["README.md"] == (REPO / "docs" / "collection.md").read_bytes()
@@ -247,7 +251,7 @@ def test_server_check_and_fabric_preflight_run_from_the_collection(outside):
                                 "vllm_model_path": str(model),
                                 "vllm_served_model_name": "qwen3-0.6b",
                                 "vllm_max_model_len": 4096,
-                                "vllm_vram_check_gpu_memory_bytes": 16 << 30,
+                                "vllm_vram_check_gpu_memory_bytes": 24 << 30,
                             },
                         },
                         {

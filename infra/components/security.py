@@ -1,5 +1,7 @@
 """Security groups: the GPU nodes talk freely among themselves (EFA requires it), everything else is
-opened port by port, and neither SSH nor the API port is ever opened to 0.0.0.0/0."""
+opened port by port. The API port is open only to the load balancer (the front door) and the monitoring
+host; no client network reaches it. Between GPU nodes the cluster rule admits everything (EFA needs it),
+so there the host firewall (roles/host_firewall) closes the API port to all but those two groups."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 SSH_PORT = 22
+HTTP_PORT = 80  # the load balancer answers it only with a redirect to HTTPS
 HTTPS_PORT = 443
 GRAFANA_PORT = 3000
 # What the monitoring host scrapes on GPU nodes: node_exporter and dcgm-exporter (vLLM's /metrics is
@@ -23,9 +26,8 @@ class SecurityArgs:
     api_port: int
     admin_cidr: str = ""  # SSH (access ssh) and Grafana come only from here
     ssh: bool = False
-    api_cidr: str = ""  # clients allowed straight to the API port, besides the load balancer
     load_balancer: bool = False
-    client_cidrs: tuple[str, ...] = ()  # who reaches the load balancer's HTTPS listener
+    client_cidrs: tuple[str, ...] = ()  # who reaches the load balancer's HTTPS (and redirecting HTTP) port
     monitoring: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -47,8 +49,6 @@ class ClusterSecurity(pulumi.ComponentResource):
         self._rule(cluster, "self-out", "-1", None, source_group=cluster.group.id, egress=True)
         self._rule(cluster, "internet-out", "-1", None, cidr=INTERNET, egress=True)
         self._admin_ssh(cluster)
-        if args.api_cidr:
-            self._rule(cluster, "api-clients", "tcp", args.api_port, cidr=args.api_cidr)
         self.cluster_group_id = cluster.group.id
         self.load_balancer_group_id: pulumi.Output[str] | None = None
         self.monitoring_group_id: pulumi.Output[str] | None = None
@@ -56,6 +56,7 @@ class ClusterSecurity(pulumi.ComponentResource):
             balancer = self._group("load-balancer", "load balancer: HTTPS from clients, API on the GPU nodes")
             for index, cidr in enumerate(args.client_cidrs):
                 self._rule(balancer, f"https-{index}", "tcp", HTTPS_PORT, cidr=cidr)
+                self._rule(balancer, f"http-redirect-{index}", "tcp", HTTP_PORT, cidr=cidr)
             self._rule(balancer, "internet-out", "-1", None, cidr=INTERNET, egress=True)
             self._admin_ssh(balancer)
             self._rule(cluster, "api-from-lb", "tcp", args.api_port, source_group=balancer.group.id)

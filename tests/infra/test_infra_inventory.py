@@ -2,6 +2,7 @@
 ansible-inventory accepts and site.yml's first stage (playbooks/validate.yml) passes."""
 
 import copy
+import datetime
 import json
 import os
 import shutil
@@ -12,6 +13,10 @@ from pathlib import Path
 import inventory
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pulumi_harness import INFRA
 
 REPO = INFRA.parent
@@ -114,20 +119,53 @@ def test_ansible_inventory_accepts_it(tmp_path, outputs):
     assert "[WARNING]" not in done.stderr
 
 
-def test_site_preflight_accepts_it(tmp_path, outputs):
-    """playbooks/validate.yml, site.yml's first stage, passes with the generated inventory and an API
-    key in vault.yml (encrypted under a test vault id given the way prod's is). Its server check runs on
-    each host; here the hosts are this machine (local connection), which has neither the model nor a GPU,
-    so only the settings are checked (tests/test_plan_to_unit.py checks shape and memory), and the GPU
-    host checks, which read a real GPU host's devices, are skipped (molecule gpu_* scenarios cover them)."""
-    directory = write_inventory(tmp_path, outputs)
-    key = "k" * 32
-    encrypted = subprocess.run(
-        [BIN / "ansible-vault", "encrypt_string", "--encrypt-vault-id", "test",
-         "--name", "vllm_api_key", key],
+def vault_string(name: str, secret: str) -> str:
+    """`name: !vault |...` encrypted with a test vault id given the way prod's is."""
+    return subprocess.run(
+        [BIN / "ansible-vault", "encrypt_string", "--encrypt-vault-id", "test", "--name", name, secret],
         env=ANSIBLE_ENV, cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    (directory / "group_vars" / "vllm_servers" / "vault.yml").write_text("---\n" + encrypted)
+
+
+def self_signed_pem(name: str) -> tuple[str, str]:
+    """(certificate, private key) in PEM for `name`, valid for a day."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+def test_site_preflight_accepts_it(tmp_path, outputs):
+    """playbooks/validate.yml, site.yml's first stage, passes with the generated inventory, an API key
+    in vault.yml and the front door's certificate, key and one client in the load balancers' vault.yml
+    (encrypted here under a test vault id, given the way prod's is)."""
+    directory = write_inventory(tmp_path, outputs)
+    (directory / "group_vars" / "vllm_servers" / "vault.yml").write_text(
+        "---\n" + vault_string("vllm_api_key", "k" * 32)
+    )
+    certificate, private_key = self_signed_pem("qwen.example.com")
+    model = outputs["serving"]["model_name"]
+    client = vault_string("key", "c" * 40).replace("\n", "\n    ")
+    (directory / "group_vars" / "load_balancers" / "vault.yml").write_text(
+        "---\n"
+        + yaml.safe_dump({"front_door_tls_certificate": certificate})
+        + vault_string("front_door_tls_private_key", private_key)
+        + f"qwen_clients:\n  - name: team-a\n    {client.rstrip()}\n    requests_per_second: 5\n"
+        + f"    concurrent_requests: 2\n    allowed_models: [{model}]\n"
+    )
     done = subprocess.run(
         [BIN / "ansible-playbook", "playbooks/validate.yml", "-i", directory, *LOCAL_HOSTS,
          "--skip-tags", "gpu_preflight"],
@@ -135,6 +173,7 @@ def test_site_preflight_accepts_it(tmp_path, outputs):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "failed=0" in done.stdout
+    assert "front_door : Refuse bad inputs" in done.stdout  # the load balancer's inputs were checked
 
 
 def test_generated_file_passes_the_repository_yamllint(tmp_path, outputs):

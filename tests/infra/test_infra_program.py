@@ -39,14 +39,15 @@ COMMON = {
     "qwen-infra:compute:ServiceHost": 2,
 }
 EXPECTED_COUNTS = {
-    # ssm: cluster self, API from the load balancer, 3 metrics ports, 1 client network on HTTPS.
-    "qwen3-32b-awq": {**COMMON, INGRESS: 6},
+    # ssm: cluster self, API from the load balancer, 3 metrics ports, 1 client network on HTTPS and on
+    # HTTP (which only redirects).
+    "qwen3-32b-awq": {**COMMON, INGRESS: 7},
     # ssh adds port 22 from the admin network on 3 groups, and Grafana from it.
-    "qwen3-32b-h100": {**COMMON, INGRESS: 10},
+    "qwen3-32b-h100": {**COMMON, INGRESS: 11},
     # the model mirror adds the read-only S3 policy.
-    "qwen3-235b-fp8": {**COMMON, INGRESS: 6, "aws:iam/rolePolicy:RolePolicy": 1},
+    "qwen3-235b-fp8": {**COMMON, INGRESS: 7, "aws:iam/rolePolicy:RolePolicy": 1},
     # two GPU nodes (head and worker), each with its Elastic IP.
-    "qwen3-235b-a100": {**COMMON, INGRESS: 6, INSTANCE: 4, "aws:ec2/eip:Eip": 4},
+    "qwen3-235b-a100": {**COMMON, INGRESS: 7, INSTANCE: 4, "aws:ec2/eip:Eip": 4},
 }
 
 
@@ -145,6 +146,26 @@ def test_api_port_is_reached_only_from_the_load_balancer_and_monitoring_groups(e
     api_rules = [r for r in example.of_type(INGRESS) if r.inputs.get("fromPort") == 8000]
     assert len(api_rules) == 2
     assert all("cidrIpv4" not in r.inputs and r.inputs["referencedSecurityGroupId"] for r in api_rules)
+
+
+def test_no_client_network_reaches_a_gpu_node(example):
+    """The front door is the only way in: client networks reach the load balancer's 443 and 80, and no
+    rule of the GPU nodes' group names a CIDR except the admin network's SSH."""
+    cluster = example.outputs["network"]["cluster_security_group_id"]
+    cluster_rules = [r for r in example.of_type(INGRESS) if r.inputs["securityGroupId"] == cluster]
+    cidr_rules = [r for r in cluster_rules if r.inputs.get("cidrIpv4")]
+    assert all(r.inputs["fromPort"] == 22 for r in cidr_rules), [r.name for r in cidr_rules]
+    clients = set(example.config.get("qwen-infra:clientCidrs", []))
+    balancer_rules = [r for r in example.of_type(INGRESS) if "-load-balancer-" in r.name]
+    client_rules = [r for r in balancer_rules if r.inputs.get("cidrIpv4") in clients]
+    assert sorted((r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in client_rules) == sorted(
+        (port, cidr) for cidr in clients for port in (80, 443)
+    )
+
+
+def test_a_direct_api_cidr_is_refused_before_any_resource():
+    with pytest.raises(pulumi.RunError, match="apiCidr is no longer supported"):
+        run_example("qwen3-32b-awq", preview=True, apiCidr="203.0.113.0/24")
 
 
 def test_cluster_group_allows_all_traffic_to_and_from_itself(example):
