@@ -1,10 +1,13 @@
 """Run a workload against an endpoint: a fixed number of requests in flight (closed loop) or arrivals at
-a fixed rate (open loop), until a request count or a duration, with a progress line on stderr."""
+a fixed rate (open loop), until a request count, a duration or SIGINT / SIGTERM, with a progress line on
+stderr."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -76,6 +79,7 @@ async def _closed_loop(
     records: list[RequestRecord],
     clock_zero: float,
     stop_at: float | None,
+    stopping: asyncio.Event,
 ) -> None:
     issued = itertools.count()
 
@@ -83,7 +87,7 @@ async def _closed_loop(
         while True:
             if load.requests is not None and next(issued) >= load.requests:
                 return
-            if stop_at is not None and time.perf_counter() >= stop_at:
+            if stopping.is_set() or (stop_at is not None and time.perf_counter() >= stop_at):
                 return
             progress.in_flight += 1
             record = await send(
@@ -105,6 +109,7 @@ async def _open_loop(
     records: list[RequestRecord],
     clock_zero: float,
     stop_at: float | None,
+    stopping: asyncio.Event,
 ) -> None:
     tasks: list[asyncio.Task[None]] = []
     gaps = poisson_gaps(load.rate or 1.0)
@@ -120,10 +125,11 @@ async def _open_loop(
     for index in itertools.count():
         if load.requests is not None and index >= load.requests:
             break
-        if stop_at is not None and time.perf_counter() >= stop_at:
+        if stopping.is_set() or (stop_at is not None and time.perf_counter() >= stop_at):
             break
         tasks.append(asyncio.create_task(one(next(shapes))))
-        await asyncio.sleep(next(gaps))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), next(gaps))
     await asyncio.gather(*tasks)
 
 
@@ -144,6 +150,11 @@ async def _run(
     timeout = httpx.Timeout(target.timeout_s, connect=10.0)
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
     verify: str | bool = target.ca_bundle or True
+    # SIGINT / SIGTERM end the run as its limit would: no new requests, those in flight finish, and the
+    # report covers what was sent (a run alongside another job is stopped when that job ends).
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
     async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers, verify=verify) as client:
         clock_zero = time.perf_counter()
         stop_at = clock_zero + load.duration_s if load.duration_s else None
@@ -157,6 +168,7 @@ async def _run(
             records=records,
             clock_zero=clock_zero,
             stop_at=stop_at,
+            stopping=stopping,
         )
         wall = time.perf_counter() - clock_zero
     progress.update(force=True)
