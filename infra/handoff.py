@@ -102,7 +102,8 @@ def model_name(selection: Selection) -> str:
 
 def serving(config: StackConfig, selection: Selection) -> dict[str, Any]:
     """The vLLM layout the sizing engine chose: the vllm role's variables for every setting the plan
-    decides, and the command line the hosts' units will run (built by qwen_infra.server)."""
+    decides, and the command line the hosts' units will run (built by qwen_infra.server; each host binds
+    its own private address where this says 0.0.0.0: inventories/prod sets vllm_host)."""
     server = served(config, selection)
     plan = selection.plan
     return {

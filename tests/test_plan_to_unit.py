@@ -116,7 +116,10 @@ def test_the_unit_runs_exactly_the_planned_command(plays, stack):
     planned = list(outputs["serving"]["command"])
     # The planner names the model by the stack's cache directory; the test's hosts keep it elsewhere.
     planned[planned.index("--model") + 1] = str(model_dir)
+    private = {entry["name"]: entry["private_ip"] for entry in outputs["hosts"]}
     for host, (argv, _) in hosts.items():
+        # Each host binds its own private address (the front door is the only way in).
+        planned[planned.index("--host") + 1] = private[host]
         assert argv == [PYTHON, *ENTRY_POINT, *planned], host
 
 

@@ -51,11 +51,18 @@ def test_known_and_internal_names_pass():
     assert run_check(True, "vllm_max_model_len=4096", "_vllm_internal=1").returncode == 0
 
 
+class VaultTolerantLoader(yaml.SafeLoader):
+    """Reads group_vars holding `!vault` values (the names matter here, not the secrets)."""
+
+
+VaultTolerantLoader.add_constructor("!vault", lambda loader, node: "<vaulted>")
+
+
 @pytest.mark.parametrize("inventory", ["lab", "sample", "prod"])
 def test_the_shipped_inventories_set_strict_and_only_known_variables(inventory):
     names = {}
     for path in (REPO / "inventories" / inventory / "group_vars").rglob("*.yml"):
         if "vault" not in path.name:
-            names.update(yaml.safe_load(path.read_text()) or {})
+            names.update(yaml.load(path.read_text(), Loader=VaultTolerantLoader) or {})  # noqa: S506
     assert names.get("qwen_infra_strict") is True
     assert unknown_variables(names, role_options(REPO / "roles")) == []
