@@ -45,6 +45,11 @@ options:
   gpu_memory_bytes:
     description: Usable bytes per GPU to size against instead of reading nvidia-smi (planning, MIG slices).
     type: int
+  model_dir:
+    description:
+      - Where the model's config.json and weights are read, when that is not the server's C(model) (the
+        path the unit passes to vLLM), such as the model revision about to be linked there.
+    type: path
   require_model:
     description:
       - Fail when the model's config.json is not on the host. With C(false) (check mode on a fresh host,
@@ -238,6 +243,7 @@ def main():
             "python": {"type": "str", "default": "python3"},
             "device": {"type": "str", "choices": ["auto", "cuda", "cpu"], "default": "auto"},
             "gpu_memory_bytes": {"type": "int"},
+            "model_dir": {"type": "path"},
             "require_model": {"type": "bool", "default": True},
             "fail_on_misfit": {"type": "bool", "default": True},
             "vllm_version": {"type": "str"},
@@ -252,12 +258,13 @@ def main():
         module.fail_json(msg=f"the vllm role's server settings are unusable: {error}")
     argv = server.full_command(described, p["python"])
 
-    config = Path(described.model) / "config.json"
+    model_dir = p["model_dir"] or described.model
+    config = Path(model_dir) / "config.json"
     if not config.is_file():
         if p["require_model"]:
             module.fail_json(
-                msg=f"{config} does not exist: point vllm_model_path at a model directory on this host "
-                "(the model_fetch role puts it there)",
+                msg=f"{config} does not exist: point vllm_model_path (or vllm_model_release_path) at a model "
+                "directory on this host (the model_fetch role puts it there)",
                 argv=argv,
             )
         finish(module, described, argv, {
@@ -274,8 +281,8 @@ def main():
                 msg=f"device is cuda but this host has no usable NVIDIA GPU: {reason}", argv=argv
             )
     try:
-        arch = architecture.load_architecture(described.model)
-        tensors = weights.checkpoint_tensors(described.model)
+        arch = architecture.load_architecture(model_dir)
+        tensors = weights.checkpoint_tensors(model_dir)
         result = preflight.check_server(
             arch,
             described,

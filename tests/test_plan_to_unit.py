@@ -78,14 +78,17 @@ def plays(tmp_path_factory):
         directory = work / "inventory"
         shutil.copytree(REPO / "inventories" / "prod" / "group_vars", directory / "group_vars")
         (directory / "hosts.yml").write_text(inventory.render(outputs))
-        # The model where the inventory says it lives, under this test's directory.
+        # The model where the inventory says it lives, under this test's directory: its revision's own
+        # directory, which the unit reaches through the link at model_dir.
         cache = work / "models"
         model_dir = cache / outputs["serving"]["model_name"]
-        model_dir.mkdir(parents=True)
-        (model_dir / "config.json").write_text(json.dumps(model_config(outputs["serving"]["model"])))
+        revision = cache / f"{model_dir.name}@test"
+        revision.mkdir(parents=True)
+        (revision / "config.json").write_text(json.dumps(model_config(outputs["serving"]["model"])))
         bin_dir = work / "bin"
         bin_dir.mkdir()
-        extra = [f"qwen_model_cache_dir={cache}", f"plan_to_unit_out={work}", "vllm_api_key=" + "k" * 32]
+        extra = [f"qwen_model_cache_dir={cache}", "qwen_model_revision=test", f"plan_to_unit_out={work}",
+                 "vllm_api_key=" + "k" * 32]  # fmt: skip
         if gpu in CAPTURES:
             fake_nvidia_smi(bin_dir, gpu, hardware["gpus_per_node"])
         else:
