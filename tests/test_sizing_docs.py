@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tools.sizing_report import measured_report, report
+from tools.sizing_report import fitted_report, measured_report, report
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "sizing.md"
 BEGIN, END = "<!-- sizing_report: begin -->\n", "\n<!-- sizing_report: end -->"
@@ -21,6 +21,13 @@ def test_docs_measured_table_is_current():
     begin, end = "<!-- measured_report: begin -->\n", "\n<!-- measured_report: end -->"
     embedded = text[text.index(begin) + len(begin) : text.index(end)]
     assert embedded == measured_report(), "run: .venv/bin/python tools/sizing_report.py and paste it"
+
+
+def test_docs_fit_report_is_current():
+    text = DOC.read_text()
+    begin, end = "<!-- fit_report: begin -->\n", "\n<!-- fit_report: end -->"
+    embedded = text[text.index(begin) + len(begin) : text.index(end)]
+    assert embedded == fitted_report(), "run: .venv/bin/python tools/sizing_report.py and paste it"
 
 
 def test_docs_name_every_constant_the_engine_uses():

@@ -19,6 +19,7 @@ from qwen_infra.sizing_cases import (
     relative_error,
     with_release,
 )
+from qwen_infra.sizing_fit import fit_report, fit_report_markdown
 
 
 def _layout(case: Case) -> str:
@@ -120,6 +121,12 @@ def measured_report() -> str:
     return "\n".join(measured_rows())
 
 
+def fitted_report() -> str:
+    """The markdown that docs/sizing.md carries between its fit_report markers: the fitted constant's
+    in-sample and held-out errors (qwen_infra.sizing_fit)."""
+    return fit_report_markdown(fit_report())
+
+
 def report() -> str:
     """The markdown that docs/sizing.md carries between its sizing_report markers."""
     parts = [
@@ -136,6 +143,8 @@ def main() -> int:
     print(report())
     print()
     print(measured_report())
+    print()
+    print(fitted_report())
     return 0
 
 

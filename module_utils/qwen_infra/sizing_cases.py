@@ -24,6 +24,7 @@ from .sizing.architecture import Architecture, architecture_from_config, catalog
 from .sizing.devices import Device, gpu_from_catalog
 from .sizing.layout import Plan
 from .sizing.memory import SizingResult, size
+from .sizing.vllm_rules import Release
 from .units import GIB
 
 # Same-shaped models the logs used, as their config.json gives them.
@@ -91,8 +92,9 @@ class Case:
             return gpu_from_catalog(self.gpu)
         return Device(self.gpu_label or f"{self.gpu} GiB GPU", int(self.gpu * GIB))
 
-    def predict(self) -> SizingResult:
-        return size(self.architecture(), self.device(), Plan(**self.plan))
+    def predict(self, rules: Release | None = None) -> SizingResult:
+        """The engine's answer for this start; `rules` replaces the modelled release's (sizing_fit)."""
+        return size(self.architecture(), self.device(), Plan(**self.plan, rules=rules))
 
 
 CASES = [

@@ -13,6 +13,8 @@ from .vllm_rules import (
     DEFAULT_VLLM_RELEASE,
     GPUS_PER_NODE,
     KV_CACHE_DTYPES,
+    Release,
+    release_rules,
 )
 
 
@@ -51,8 +53,16 @@ class Plan:
     cudagraph_in_budget: bool | None = None
     # The vLLM release being modelled (its accounting rules: vllm_rules.release_rules).
     vllm_version: str = DEFAULT_VLLM_RELEASE
+    # Accounting rules to model instead of vllm_version's: the fitting procedure (tools/sizing_fit.py)
+    # sizes the regression cases with candidate constants through the engine itself.
+    rules: Release | None = None
     # GPUs the host offers (None: exactly the GPUs the plan uses).
     gpus_available: int | None = None
+
+    @property
+    def release(self) -> Release:
+        """The accounting rules being modelled: `rules` when given, else vllm_version's release."""
+        return self.rules or release_rules(self.vllm_version)
 
     @property
     def world_size(self) -> int:

@@ -20,7 +20,6 @@ from .vllm_rules import (
     MLP_BUFFERS,
     NCCL_COMMUNICATOR_BYTES,
     SORTING_SAMPLER_BYTES_PER_LOGIT,
-    release_rules,
 )
 from .weights import Tensor, model_tensors, weights_per_stage
 
@@ -72,7 +71,7 @@ def cudagraph_in_budget(arch: Architecture, plan: Plan) -> bool:
         return False
     if plan.cudagraph_in_budget is not None:
         return plan.cudagraph_in_budget
-    rules = release_rules(plan.vllm_version)
+    rules = plan.release
     return rules.cudagraph_in_budget_moe if arch.is_moe else rules.cudagraph_in_budget_dense
 
 
@@ -160,7 +159,7 @@ def _stage_memory(
     batched, seqs = plan.max_num_batched_tokens or 1, plan.max_num_seqs or 1
     start, end = span
     act = 2
-    rules = release_rules(plan.vllm_version)
+    rules = plan.release
     per_logit = rules.sampler_bytes_per_logit_moe if arch.is_moe else rules.sampler_bytes_per_logit_dense
     dense, moe = forward_bytes_per_token(arch, plan, start, end)
     forward = batched * dense + min(batched, FUSED_MOE_CHUNK_TOKENS) * moe if end > start else 0
@@ -260,7 +259,7 @@ def size(
         "gpu": device.name,
         "usable_gib_per_gpu": round(device.usable_gib, 3),
         "gpus": plan.gpus,
-        "vllm_version": release_rules(plan.vllm_version).version,
+        "vllm_version": plan.release.version,
         "plan": {
             "tensor_parallel_size": plan.tensor_parallel_size,
             "pipeline_parallel_size": plan.pipeline_parallel_size,
@@ -302,7 +301,7 @@ def serving_headroom_problems(
     ceiling = max(0.0, math.floor((free_bytes - outside) / per_unit * 100) / 100)
     return [
         f"--gpu-memory-utilization {plan.gpu_memory_utilization:g} reserves {reservation / GIB:.2f} GiB per "
-        f"GPU and vLLM {release_rules(plan.vllm_version).version} holds about {outside / GIB:.2f} GiB more "
+        f"GPU and vLLM {plan.release.version} holds about {outside / GIB:.2f} GiB more "
         f"while serving ({named} GiB), {needed / GIB:.2f} GiB in all, but {holder} has "
         f"{free_bytes / GIB:.2f} GiB: it would run out of memory under load; lower "
         f"--gpu-memory-utilization to {ceiling:g}"

@@ -64,9 +64,10 @@ NCCL_COMMUNICATOR_BYTES = int(0.82 * GIB)
 # "non-torch increase" and charges against the reservation: ~0.25 GiB, measured on the lent H100/H200.
 CUBLAS_WORKSPACE_BYTES = int(0.25 * GIB)
 # Everything else the profiling run leaves behind that is neither weights nor the activation peak:
-# lazily loaded kernel modules, attention-backend and sampler workspaces. No single vLLM constant;
-# 0.25 GiB is fitted to the regression logs (docs/sizing.md), where it centres the KV-token errors,
-# and agrees with the 0.34-0.44 GiB "non_torch_memory" vLLM's V0 profiler printed on single GPUs
+# lazily loaded kernel modules, attention-backend and sampler workspaces. No single vLLM constant:
+# fitted by qwen_infra.sizing_fit on the published logs of vLLM before v0.21 and tested on the later
+# ones and our H200 starts (docs/sizing.md 4c; tests/test_sizing_fit.py holds it to the fit). It agrees
+# with the 0.34-0.44 GiB "non_torch_memory" vLLM's V0 profiler printed on single GPUs
 # (0.35 GiB in vLLM issue #10517; other published logs) once the cuBLAS part above is taken out.
 PROFILE_WORKSPACE_BYTES = int(0.25 * GIB)
 NON_TORCH_PROFILE_BYTES = CUBLAS_WORKSPACE_BYTES + PROFILE_WORKSPACE_BYTES
