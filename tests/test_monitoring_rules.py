@@ -37,7 +37,9 @@ DCGM_DEFAULT_COUNTERS = {
     "DCGM_FI_DEV_ROW_REMAP_FAILURE",
     "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
 }
-METRIC = re.compile(r"\b(vllm:[a-z_:]+|haproxy_[a-z_]+|node_[a-z_]+|DCGM_FI_[A-Z_]+|up)\b(?=\s*[{\[)=<>!]|\s*$)")
+METRIC = re.compile(
+    r"\b(vllm:[a-z_:]+|haproxy_[a-z_]+|node_[a-z_]+|DCGM_FI_[A-Z_]+|up)\b(?=\s*[{\[)=<>!]|\s*$)"
+)
 
 
 def render_rules(dest: Path, **extra_vars: object) -> Path:
