@@ -40,6 +40,8 @@ engine:
 	bash lab/base-image.sh >/dev/null
 	@# The model mirror tests serve files through a real nginx (started on loopback by the tests).
 	command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+	@# The alert rules are unit-tested with promtool, which comes with Debian's prometheus package.
+	command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 
 $(LAB_MODEL)/config.json: module_utils/qwen_infra/lab_model.py | $(BIN)/.installed
 	$(BIN)/python -m qwen_infra.lab_model --out $(LAB_MODEL)

@@ -1,0 +1,194 @@
+"""Verify the monitoring stage from this machine and from the scenario's hosts: Prometheus scrapes every
+target the inventory names (the vLLM stand-in only with its key), the rules are loaded, the key is
+readable by Prometheus only, the exporters admit the monitoring host alone, and an alert fires and
+resolves at the lab's receiver when the serving host's vLLM stops and starts again."""
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["molecule-mon-prom"]
+
+NETWORK = "molecule-monitoring"
+NODE, LB, PROM = "molecule-mon-node", "molecule-mon-lb", "molecule-mon-prom"
+# What the inventory implies: node_exporter on all three, vLLM on the node, HAProxy's metrics and its TLS
+# (through the blackbox exporter) on the load balancer, and Prometheus and Alertmanager themselves.
+EXPECTED_TARGETS = {
+    ("node", NODE), ("node", LB), ("node", PROM), ("vllm", NODE), ("haproxy", LB),
+    ("front_door_tls", LB), ("prometheus", PROM), ("alertmanager", PROM),
+}  # fmt: skip
+
+# Runs on a host: connect to HOST:PORT and print what happened.
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    print("open")
+except OSError as error:
+    print(type(error).__name__)
+"""
+
+
+def docker(name):
+    return testinfra.get_host(f"docker://{name}")
+
+
+def address(name):
+    return subprocess.run(
+        ["docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}', name],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def api(path, **query):
+    """Prometheus's HTTP API, from this machine at the monitoring host's address."""
+    url = f"http://{address(PROM)}:9090{path}" + ("?" + urllib.parse.urlencode(query) if query else "")
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.load(answer)["data"]
+
+
+def received():
+    """Every notification the lab's receiver on the monitoring host recorded."""
+    return json.loads(docker(PROM).check_output("python3 -c %s", RECEIVED))
+
+
+RECEIVED = (
+    "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9095/alerts').read().decode())"
+)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(2)
+    pytest.fail(f"waited {timeout} s for {what}")
+
+
+def targets():
+    return {(t["labels"]["job"], t["labels"]["host"]): t for t in api("/api/v1/targets")["activeTargets"]}
+
+
+def probe(source, target, port):
+    return docker(source).check_output("python3 -c %s %s %s", PROBE, address(target), str(port))
+
+
+def test_every_target_the_inventory_names_is_scraped_and_up():
+    found = wait_for(
+        lambda: (t := targets()) and all(x["health"] == "up" for x in t.values()) and t,
+        90, "every target up",
+    )  # fmt: skip
+    assert set(found) == EXPECTED_TARGETS
+    # vLLM is scraped at the address it listens on, the exporters at each host's private address.
+    assert found[("vllm", NODE)]["scrapeUrl"] == f"http://{NODE}:8000/metrics"
+    assert found[("node", LB)]["scrapeUrl"] == f"http://{LB}:9100/metrics"
+    assert found[("haproxy", LB)]["scrapeUrl"] == f"http://{LB}:8405/metrics"
+
+
+def test_vllm_and_haproxy_metrics_arrive_with_their_labels():
+    kv = api("/api/v1/query", query="vllm:kv_cache_usage_perc")["result"]
+    assert [(r["metric"]["host"], r["metric"]["model_name"]) for r in kv] == [(NODE, "qwen3-tiny")]
+    active = api("/api/v1/query", query='haproxy_backend_active_servers{proxy=~"be_.+"}')["result"]
+    assert [(r["metric"]["host"], r["value"][1]) for r in active] == [(LB, "1")]
+
+
+def test_the_front_doors_certificate_is_verified_and_its_expiry_known():
+    """The probe verifies the certificate against the scenario's CA (prepare.yml signs it for 825 days)."""
+    success = api("/api/v1/query", query='probe_success{job="front_door_tls"}')["result"]
+    assert [(r["metric"]["host"], r["value"][1]) for r in success] == [(LB, "1")]
+    days = api(
+        "/api/v1/query", query='(probe_ssl_earliest_cert_expiry{job="front_door_tls"} - time()) / 86400'
+    )
+    assert 800 < float(days["result"][0]["value"][1]) <= 825
+
+
+def test_the_alert_rules_are_loaded_and_quiet():
+    rules = [rule for group in api("/api/v1/rules")["groups"] for rule in group["rules"]]
+    names = {rule["name"] for rule in rules}
+    assert {
+        "QwenVllmServerDown",
+        "QwenExporterDown",
+        "QwenFrontDoorNoHealthyServer",
+        "QwenKvCacheNearlyFull",
+    } <= names
+    assert all(rule["health"] == "ok" for rule in rules)
+    # Nothing pending or firing, and nothing was sent since the first install: the targets of the
+    # package's default configuration (scraped at its first start) ended with the reload.
+    assert api("/api/v1/alerts")["alerts"] == []
+    assert received() == []
+
+
+def test_alertmanager_is_up_and_prometheus_sends_to_it():
+    assert api("/api/v1/alertmanagers")["activeAlertmanagers"] == [
+        {"url": f"http://{PROM}:9093/api/v2/alerts"}
+    ]
+    prom = docker(PROM)
+    assert prom.service("prometheus-alertmanager").is_running
+    # One Alertmanager: its cluster (gossip) port is closed.
+    assert ":9094" not in prom.check_output("ss -ltnu")
+
+
+def test_the_key_is_readable_by_prometheus_only_and_nowhere_else():
+    key = docker(NODE).check_output("cat /opt/standin/key")
+    prom = docker(PROM)
+    credentials = prom.file(f"/etc/prometheus/credentials/vllm-{NODE}")
+    assert (credentials.user, credentials.group, credentials.mode) == ("root", "prometheus", 0o640)
+    assert credentials.content_string == key
+    for path in ("/etc/prometheus/prometheus.yml", "/etc/default/prometheus"):
+        assert key not in prom.file(path).content_string
+    assert key not in prom.check_output("ps -eo args")
+    assert key not in prom.check_output("journalctl --no-pager -o cat")
+
+
+def test_a_scrape_without_the_key_is_refused_by_the_standin():
+    """The stand-in refuses a scrape without the key, so the vLLM target being up proves the key is sent."""
+    assert probe(PROM, NODE, 8000) == "open"
+    answer = docker(PROM).run(
+        "python3 -c %s", f"import urllib.request; urllib.request.urlopen('http://{NODE}:8000/metrics')"
+    )
+    assert answer.rc != 0
+    assert "401" in answer.stderr
+
+
+@pytest.mark.parametrize(("target", "port"), [(NODE, 9100), (LB, 9100), (LB, 8405), (PROM, 9100)])
+def test_only_the_monitoring_host_reaches_the_exporters(target, port):
+    assert probe(PROM, target, port) == "open"
+    for source in {NODE, LB} - {target}:
+        assert probe(source, target, port) == "ConnectionRefusedError", f"{source} -> {target}:{port}"
+
+
+@pytest.mark.parametrize("host", [NODE, LB, PROM])
+def test_node_exporter_listens_on_the_private_address_only(host):
+    lines = docker(host).check_output("ss -ltnH 'sport = :9100'").splitlines()
+    # Columns: state, receive queue, send queue, local address:port, peer address:port.
+    assert [line.split()[3] for line in lines] == [f"{address(host)}:9100"]
+
+
+def test_an_alert_fires_and_resolves_at_the_receiver_when_vllm_stops_and_starts():
+    node = docker(NODE)
+    before = len(received())
+    node.check_output("systemctl stop vllm")
+    try:
+        fired = wait_for(
+            lambda: [n for n in received()[before:] if n["status"] == "firing"
+                     and any(a["labels"]["alertname"] == "QwenVllmServerDown" for a in n["alerts"])],
+            120, "QwenVllmServerDown at the receiver",
+        )  # fmt: skip
+        alert = next(a for a in fired[0]["alerts"] if a["labels"]["alertname"] == "QwenVllmServerDown")
+        assert alert["labels"]["host"] == NODE
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["annotations"]["summary"] == f"vLLM on {NODE} does not answer"
+    finally:
+        node.check_output("systemctl start vllm")
+    wait_for(
+        lambda: [n for n in received()[before:] if n["status"] == "resolved"
+                 and any(a["labels"]["alertname"] == "QwenVllmServerDown" for a in n["alerts"])],
+        120, "QwenVllmServerDown resolved at the receiver",
+    )  # fmt: skip
