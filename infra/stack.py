@@ -89,7 +89,10 @@ def main() -> dict[str, object]:
     ]
     return {
         "hosts": pulumi.Output.all(*hosts),
-        "serving": handoff.serving(config, selection),
+        # Across nodes the group meets at the head's private address, known once the head exists.
+        "serving": nodes.instances[0][1].private_ip.apply(
+            lambda head_address: handoff.serving(config, selection, head_address)
+        ),
         "hardware": selection.summary(),
         "access": handoff.access(config),
         "estimated_usd_per_hour": selection.usd_per_hour,

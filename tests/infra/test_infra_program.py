@@ -278,7 +278,17 @@ def test_several_nodes_are_head_and_workers():
     run = run_example("qwen3-32b-h100", instanceType="p5.48xlarge", instanceCount=2, gpuTypes=None)
     roles = [h["role"] for h in run.outputs["hosts"]]
     assert roles[:2] == ["serving-head", "serving-worker"]
-    assert run.outputs["serving"]["vllm_variables"]["vllm_distributed_executor_backend"] == "ray"
+    serving = run.outputs["serving"]
+    head_ip = run.outputs["hosts"][0]["private_ip"]
+    assert "vllm_distributed_executor_backend" not in serving["vllm_variables"]  # native launch, no Ray
+    assert serving["vllm_variables"]["vllm_nnodes"] == 2
+    assert serving["vllm_variables"]["vllm_master_addr"] == head_ip
+    head, worker = serving["node_commands"]
+    assert head == serving["command"] and "--headless" not in head
+    assert worker[worker.index("--node-rank") + 1] == "1" and worker[-1] == "--headless"
+    assert worker[worker.index("--master-addr") + 1] == head_ip
+    # every node runs the same arguments but its rank
+    assert [w for w in worker if w not in ("1", "--headless")] == [w for w in head if w != "0"]
 
 
 # --- refused at preview, before any resource -------------------------------------------------------
