@@ -99,7 +99,7 @@ def host_record(
 def served(config: StackConfig, selection: Selection, head_address: str | None = None) -> ServerConfig:
     """The vLLM server the hosts run: the model from the NVMe cache under its short name, on the API port,
     with the layout the sizing engine chose; across nodes, the group meets at the head's private address
-    (`head_address`, known once the head exists; None names no address, for plans before `pulumi up`)."""
+    (`head_address`, known once the head exists; None names a placeholder, for plans before `pulumi up`)."""
     name = model_name(selection)
     server = selection.server(model=f"{MODEL_CACHE_DIR}/{name}", served_model_name=name, port=config.api_port)
     if server.nnodes > 1:
@@ -107,16 +107,24 @@ def served(config: StackConfig, selection: Selection, head_address: str | None =
     return server
 
 
+def node_servers(server: ServerConfig, addresses: list[str]) -> list[ServerConfig]:
+    """The server as each serving host runs it, by node rank: listening on the host's private address
+    (the inventory's vllm_host: inventories/prod/group_vars/vllm_servers/vllm.yml), with its node rank."""
+    return [replace(node_server(server, rank), host=address) for rank, address in enumerate(addresses)]
+
+
 def model_name(selection: Selection) -> str:
     return selection.model.rsplit("/", 1)[-1]
 
 
-def serving(config: StackConfig, selection: Selection, head_address: str | None = None) -> dict[str, Any]:
+def serving(config: StackConfig, selection: Selection, addresses: list[str] | None = None) -> dict[str, Any]:
     """The vLLM layout the sizing engine chose: the vllm role's variables for every setting the plan
-    decides, and the command line each node's unit will run (built by qwen_infra.server): `command` is
-    the head's (the only node on one host), `node_commands` every node's by node rank."""
-    server = served(config, selection, head_address)
+    decides, and the command line each serving host's unit will run (built by qwen_infra.server), given
+    the serving hosts' private `addresses` (head first): `command` is the head's (the only host's on one
+    node), `node_commands` every host's by node rank."""
+    server = served(config, selection, addresses[0] if addresses else None)
     plan = selection.plan
+    nodes = node_servers(server, addresses) if addresses else [node_server(server, r) for r in range(server.nnodes)]
     return {
         "model": selection.model,
         "model_name": model_name(selection),
@@ -129,8 +137,8 @@ def serving(config: StackConfig, selection: Selection, head_address: str | None 
         "api_port": config.api_port,
         "model_cache_dir": MODEL_CACHE_DIR,
         "vllm_variables": role_variables(server, PLANNED_SETTINGS),
-        "command": command_line(server),
-        "node_commands": [command_line(node_server(server, rank)) for rank in range(server.nnodes)],
+        "command": command_line(nodes[0]),
+        "node_commands": [command_line(node) for node in nodes],
     }
 
 

@@ -89,9 +89,10 @@ def main() -> dict[str, object]:
     ]
     return {
         "hosts": pulumi.Output.all(*hosts),
-        # Across nodes the group meets at the head's private address, known once the head exists.
-        "serving": nodes.instances[0][1].private_ip.apply(
-            lambda head_address: handoff.serving(config, selection, head_address)
+        # Each host's command names its private address (and across nodes the head's), known once the
+        # instances exist.
+        "serving": pulumi.Output.all(*(instance.private_ip for _, instance in nodes.instances)).apply(
+            lambda addresses: handoff.serving(config, selection, list(addresses))
         ),
         "hardware": selection.summary(),
         "access": handoff.access(config),
