@@ -124,7 +124,11 @@ def serving(config: StackConfig, selection: Selection, addresses: list[str] | No
     node), `node_commands` every host's by node rank."""
     server = served(config, selection, addresses[0] if addresses else None)
     plan = selection.plan
-    nodes = node_servers(server, addresses) if addresses else [node_server(server, r) for r in range(server.nnodes)]
+    nodes = (
+        node_servers(server, addresses)
+        if addresses
+        else [node_server(server, rank) for rank in range(server.nnodes)]
+    )
     return {
         "model": selection.model,
         "model_name": model_name(selection),

@@ -24,7 +24,7 @@ from pulumi_harness import EXAMPLE_STACKS, run_example
 from qwen_infra.catalogs import aws_instances
 from qwen_infra.catalogs.gpus import GPUS
 from qwen_infra.catalogs.models import MODELS
-from qwen_infra.server import ENTRY_POINT, HEADLESS_ENTRY_POINT
+from qwen_infra.server import ENTRY_POINT, MULTI_NODE_ENTRY_POINT
 
 from tests.paths import REPO
 
@@ -137,8 +137,9 @@ def planned_argv(outputs, model_dir, rank):
     """The whole argv the planner says node `rank` runs; the planner names the model by the stack's cache
     directory, the test's hosts keep it elsewhere."""
     planned = list(outputs["serving"]["node_commands"][rank])
+    entry = MULTI_NODE_ENTRY_POINT if len(outputs["serving"]["node_commands"]) > 1 else ENTRY_POINT
     planned[planned.index("--model") + 1] = str(model_dir)
-    return [PYTHON, *(HEADLESS_ENTRY_POINT if rank else ENTRY_POINT), *planned]
+    return [PYTHON, *entry, *planned]
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
@@ -178,6 +179,7 @@ def test_the_multi_node_stack_runs_one_server_over_both_hosts_natively(plays):
     by_rank = {ranks[MULTI_NODE_STACK][host]: host for host in hosts}
     head_ip = outputs["hosts"][0]["private_ip"]
     head, worker = (hosts[by_rank[rank]][0] for rank in (0, 1))
+
     # The exact command on every node (the model where this test keeps it); each listens on its own
     # private address (vllm_host), and only the head serves.
     def command(rank):
@@ -189,8 +191,8 @@ def test_the_multi_node_stack_runs_one_server_over_both_hosts_natively(plays):
             "--nnodes", "2", "--node-rank", str(rank), "--master-addr", head_ip, "--master-port", "29501",
         ]  # fmt: skip
 
-    assert head == [PYTHON, "-m", "vllm.entrypoints.openai.api_server", *command(0)]
-    assert worker == [PYTHON, "-m", "qwen_vllm_headless", *command(1), "--headless"]
+    assert head == [PYTHON, "-m", "qwen_vllm_node", *command(0)]
+    assert worker == [PYTHON, "-m", "qwen_vllm_node", *command(1), "--headless"]
     assert all("ray" not in word for word in head + worker)
 
 

