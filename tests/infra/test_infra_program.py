@@ -289,12 +289,13 @@ def test_several_nodes_are_head_and_workers():
     assert worker[worker.index("--master-addr") + 1] == head_ip
     # every node runs the same arguments but its own address, its rank and --headless
     addresses = [host["private_ip"] for host in run.outputs["hosts"][:2]]
-    assert head[head.index("--host") + 1] == addresses[0] and worker[worker.index("--host") + 1] == addresses[1]
+    assert head[head.index("--host") + 1] == addresses[0]
+    assert worker[worker.index("--host") + 1] == addresses[1]
 
     def common(words):
-        return [w for i, w in enumerate(words) if words[i - 1] not in ("--host", "--node-rank")][:-1]
+        return [w for i, w in enumerate(words) if words[i - 1] not in ("--host", "--node-rank")]
 
-    assert common(worker) == common(head + ["--headless"])
+    assert common(worker) == [*common(head), "--headless"]
 
 
 # --- refused at preview, before any resource -------------------------------------------------------
