@@ -8,12 +8,13 @@ reads what each host must show.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from config import StackConfig
 from hardware import Selection
 from qwen_infra.catalogs import aws_instances
-from qwen_infra.server import ServerConfig, command_line, role_variables
+from qwen_infra.server import ServerConfig, command_line, node_server, role_variables
 
 # Roles a host can have; serving hosts form the `vllm_servers` group (head first, then workers).
 SERVING_HEAD = "serving-head"
@@ -25,6 +26,8 @@ ROLES = (SERVING_HEAD, SERVING_WORKER, MONITORING, LOAD_BALANCER)
 # The Deep Learning AMI mounts the instance-store NVMe here (infra/userdata/model-cache.sh does it on
 # other AMIs): the model cache lives on local NVMe, not on EBS.
 MODEL_CACHE_DIR = "/opt/dlami/nvme/models"
+# What a plan made before the head exists (python infra/plan.py) names the head's address as.
+HEAD_ADDRESS_UNKNOWN = "HEAD_PRIVATE_IP"
 # The login user of Ubuntu AMIs, the Deep Learning Base AMI included.
 SSH_USER = "ubuntu"
 # The load balancer host's TLS listener.
@@ -42,7 +45,11 @@ PLANNED_SETTINGS = (
     "kv_cache_dtype",
     "quantization",
     "gpu_memory_utilization",
-    "distributed_executor_backend",
+    # Across nodes (vLLM's native launch): the group's size and rendezvous; each host's vllm_node_rank
+    # comes from its place in the hosts list (infra/inventory.py: the head 0, the workers 1..n in order).
+    "nnodes",
+    "master_addr",
+    "master_port",
 )
 
 HOST_KEYS = (
@@ -89,23 +96,39 @@ def host_record(
     }
 
 
-def served(config: StackConfig, selection: Selection) -> ServerConfig:
+def served(config: StackConfig, selection: Selection, head_address: str | None = None) -> ServerConfig:
     """The vLLM server the hosts run: the model from the NVMe cache under its short name, on the API port,
-    with the layout the sizing engine chose."""
+    with the layout the sizing engine chose; across nodes, the group meets at the head's private address
+    (`head_address`, known once the head exists; None names a placeholder, for plans before `pulumi up`)."""
     name = model_name(selection)
-    return selection.server(model=f"{MODEL_CACHE_DIR}/{name}", served_model_name=name, port=config.api_port)
+    server = selection.server(model=f"{MODEL_CACHE_DIR}/{name}", served_model_name=name, port=config.api_port)
+    if server.nnodes > 1:
+        server = replace(server, master_addr=head_address or HEAD_ADDRESS_UNKNOWN)
+    return server
+
+
+def node_servers(server: ServerConfig, addresses: list[str]) -> list[ServerConfig]:
+    """The server as each serving host runs it, by node rank: listening on the host's private address
+    (the inventory's vllm_host: inventories/prod/group_vars/vllm_servers/vllm.yml), with its node rank."""
+    return [replace(node_server(server, rank), host=address) for rank, address in enumerate(addresses)]
 
 
 def model_name(selection: Selection) -> str:
     return selection.model.rsplit("/", 1)[-1]
 
 
-def serving(config: StackConfig, selection: Selection) -> dict[str, Any]:
+def serving(config: StackConfig, selection: Selection, addresses: list[str] | None = None) -> dict[str, Any]:
     """The vLLM layout the sizing engine chose: the vllm role's variables for every setting the plan
-    decides, and the command line the hosts' units will run (built by qwen_infra.server; each host binds
-    its own private address where this says 0.0.0.0: inventories/prod sets vllm_host)."""
-    server = served(config, selection)
+    decides, and the command line each serving host's unit will run (built by qwen_infra.server), given
+    the serving hosts' private `addresses` (head first): `command` is the head's (the only host's on one
+    node), `node_commands` every host's by node rank."""
+    server = served(config, selection, addresses[0] if addresses else None)
     plan = selection.plan
+    nodes = (
+        node_servers(server, addresses)
+        if addresses
+        else [node_server(server, rank) for rank in range(server.nnodes)]
+    )
     return {
         "model": selection.model,
         "model_name": model_name(selection),
@@ -118,7 +141,8 @@ def serving(config: StackConfig, selection: Selection) -> dict[str, Any]:
         "api_port": config.api_port,
         "model_cache_dir": MODEL_CACHE_DIR,
         "vllm_variables": role_variables(server, PLANNED_SETTINGS),
-        "command": command_line(server),
+        "command": command_line(nodes[0]),
+        "node_commands": [command_line(node) for node in nodes],
     }
 
 

@@ -59,8 +59,6 @@ class Selection:
             served_model_name=served_model_name,
             port=port,
             quantization=self.quantization,
-            # pipeline stages on other hosts are reached through Ray
-            distributed_executor_backend="ray" if self.nodes > 1 else None,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -81,6 +79,7 @@ class Selection:
             "price_source": entry["price_source"],
             "tensor_parallel_size": self.plan.tensor_parallel_size,
             "pipeline_parallel_size": self.plan.pipeline_parallel_size,
+            "nnodes": self.plan.nnodes,
             "enable_expert_parallel": self.plan.enable_expert_parallel,
             "max_model_len": self.result.max_model_len,
             "max_concurrency": self.result.max_concurrency,
@@ -138,6 +137,8 @@ def _plans(arch: Architecture, config: StackConfig, gpus_per_node: int, nodes: i
                 enable_expert_parallel=expert_parallel,
                 kv_cache_dtype=config.kv_cache_dtype,
                 max_model_len=config.max_model_len or None,
+                # vLLM's native multi-node launch: each host holds nodes-th of the stages
+                nnodes=nodes,
             )
 
 

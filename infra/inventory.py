@@ -79,6 +79,19 @@ def _host_vars(host: dict[str, Any], mode: str) -> dict[str, Any]:
     return variables
 
 
+def _node_ranks(groups: dict[str, dict[str, Any]], serving: dict[str, Any]) -> None:
+    """Each serving host's vllm_node_rank: the head 0, the workers 1..n in the order the stack lists
+    them (the order of serving.node_commands). The group must be exactly the hosts the plan spans."""
+    nnodes = serving["vllm_variables"].get("vllm_nnodes", 1)
+    members = [*groups["vllm_head"].values(), *groups["vllm_workers"].values()]
+    if nnodes > 1 and len(members) != nnodes:
+        raise OutputsError(
+            f"the serving layout spans {nnodes} nodes but the stack lists {len(members)} serving hosts"
+        )
+    for rank, variables in enumerate(members):
+        variables["vllm_node_rank"] = rank
+
+
 def _serving_vars(serving: dict[str, Any]) -> dict[str, Any]:
     return {
         "qwen_model_id": serving["model"],
@@ -102,6 +115,7 @@ def inventory(outputs: dict[str, Any]) -> dict[str, Any]:
         groups[GROUP_OF_ROLE[host["role"]]][host["name"]] = _host_vars(host, access["mode"])
     if len(groups["vllm_head"]) != 1:
         raise OutputsError(f"expected one serving head, found {len(groups['vllm_head'])}")
+    _node_ranks(groups, outputs["serving"])
     return {
         "all": {
             "vars": {**_connection(access), "aws_region": access["region"]},

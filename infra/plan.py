@@ -22,7 +22,7 @@ import yaml
 from efa_layout import interface_layout
 from handoff import served
 from hardware import HardwareError, Selection, select
-from qwen_infra.server import full_command
+from qwen_infra.server import full_command, node_server
 
 INFRA = Path(__file__).resolve().parent
 
@@ -46,13 +46,17 @@ def load_stack(stack: str) -> stack_config.StackConfig:
 
 def describe(stack: str, config: stack_config.StackConfig, selection: Selection) -> dict[str, Any]:
     summary = selection.summary()
+    server = served(config, selection)
     layout = interface_layout(selection.instance)
     return {
         "stack": stack,
         "model": selection.model,
         **summary,
         "network_interfaces_per_node": len(layout),
-        "command": full_command(served(config, selection), "python3"),
+        # The head's (every host's, on one host); across nodes the workers' differ only in their rank
+        # and --headless, and the head's address is known only after `pulumi up`.
+        "command": full_command(server, "python3"),
+        "worker_command": full_command(node_server(server, 1), "python3") if selection.nodes > 1 else None,
     }
 
 
@@ -81,6 +85,8 @@ def format_table(plan: dict[str, Any]) -> str:
         ("capacity", f"{plan['max_concurrency']:g} requests of {plan['max_model_len']:,} tokens"),
         ("command", shlex.join(plan["command"])),
     ]
+    if plan["worker_command"]:
+        rows.append(("workers", shlex.join(plan["worker_command"]) + " (node rank 1..n)"))
     return "\n".join(f"{label:<10} {value}" for label, value in rows)
 
 

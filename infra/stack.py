@@ -89,7 +89,11 @@ def main() -> dict[str, object]:
     ]
     return {
         "hosts": pulumi.Output.all(*hosts),
-        "serving": handoff.serving(config, selection),
+        # Each host's command names its private address (and across nodes the head's), known once the
+        # instances exist.
+        "serving": pulumi.Output.all(*(instance.private_ip for _, instance in nodes.instances)).apply(
+            lambda addresses: handoff.serving(config, selection, list(addresses))
+        ),
         "hardware": selection.summary(),
         "access": handoff.access(config),
         "estimated_usd_per_hour": selection.usd_per_hour,

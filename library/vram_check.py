@@ -27,8 +27,11 @@ options:
         dtype, tensor_parallel_size, pipeline_parallel_size, data_parallel_size, enable_expert_parallel,
         max_model_len, kv_cache_dtype, quantization, gpu_memory_utilization, max_num_seqs,
         max_num_batched_tokens, block_size, enforce_eager, optimization_level,
-        distributed_executor_backend, extra_args). Null values mean vLLM's default. An unknown key, or a
-        modelled setting in extra_args, is refused.
+        distributed_executor_backend, nnodes, node_rank, master_addr, master_port, extra_args). Null values
+        mean vLLM's default. An unknown key, or a modelled setting in extra_args, is refused.
+      - With nnodes above 1 the server is one node of a group (node_rank 0 the head, above 0 headless);
+        the layout is checked over the nodes (no tensor-parallel group across nodes), and the host needs
+        only its share of the GPUs.
     type: dict
     required: true
   python:
@@ -175,6 +178,12 @@ gpu:
   description: The GPU sized against (the smallest the plan uses, or the given memory per GPU).
   type: str
   returned: when checked
+node:
+  description:
+    - On a node of a multi-node group, what this node holds (rank, gpus, pipeline stages, their layers
+      [first, end) and their memory per GPU); the rest of the verdict is the group's.
+  type: dict
+  returned: when checked, with nnodes above 1
 gpus:
   description: The GPUs nvidia-smi listed (index, name, usable GiB).
   type: list

@@ -163,8 +163,20 @@ def test_templates_write_one_key_value_line_per_setting(template, part):
         text = render(template, result, "efa")
         assert text.startswith("#\n# Ansible managed\n#\n")
         lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-        assert dict(line.split("=", 1) for line in lines) == result[part]
+        # nccl.env also records the fabric, for the units that must let its devices through
+        recorded = {"QWEN_INFRA_FABRIC": "efa"} if part == "environment" else {}
+        assert dict(line.split("=", 1) for line in lines) == {**result[part], **recorded}
         assert not any(line.startswith(LEGACY_EFA) for line in lines)
+
+
+def test_the_vllm_unit_knows_every_fabric_this_role_records():
+    """The vllm role reads QWEN_INFRA_FABRIC from nccl.env to choose the unit's RDMA devices: it must
+    have an entry for every profile this role can write (and for none, where the role did not run)."""
+    vllm_vars = yaml.safe_load((ROLE.parent / "vllm" / "vars" / "main.yml").read_text())
+    assert set(vllm_vars["_vllm_rdma_devices_by_fabric"]) == {*filters.PROFILES, "none"}
+    for profile in filters.PROFILES:
+        text = render("nccl.env.j2", settings(profile), profile)
+        assert f"QWEN_INFRA_FABRIC={profile}" in text.splitlines()
 
 
 def test_named_hcas_must_be_active_and_of_the_profiles_link_layer(rdma_devices):

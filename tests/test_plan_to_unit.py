@@ -19,11 +19,12 @@ from pathlib import Path
 
 import inventory
 import pytest
+import yaml
 from pulumi_harness import EXAMPLE_STACKS, run_example
 from qwen_infra.catalogs import aws_instances
 from qwen_infra.catalogs.gpus import GPUS
 from qwen_infra.catalogs.models import MODELS
-from qwen_infra.server import ENTRY_POINT
+from qwen_infra.server import ENTRY_POINT, MULTI_NODE_ENTRY_POINT
 
 from tests.paths import REPO
 
@@ -87,8 +88,12 @@ def plays(tmp_path_factory):
         (revision / "config.json").write_text(json.dumps(model_config(outputs["serving"]["model"])))
         bin_dir = work / "bin"
         bin_dir.mkdir()
-        extra = [f"qwen_model_cache_dir={cache}", "qwen_model_revision=test", f"plan_to_unit_out={work}",
-                 "vllm_api_key=" + "k" * 32]  # fmt: skip
+        # The fabric the nccl_fabric role records on these hosts: EFA where the type has it.
+        fabric = "efa" if aws_instances.INSTANCES[hardware["instance_type"]]["efa_interfaces"] else "none"
+        extra = [
+            f"qwen_model_cache_dir={cache}", "qwen_model_revision=test", f"plan_to_unit_out={work}",
+            "vllm_api_key=" + "k" * 32, f"plan_to_unit_fabric={fabric}",
+        ]  # fmt: skip
         if gpu in CAPTURES:
             fake_nvidia_smi(bin_dir, gpu, hardware["gpus_per_node"])
         else:
@@ -109,21 +114,43 @@ def plays(tmp_path_factory):
             for path in work.glob("*.service")
         }
         results[stack] = (outputs, model_dir, hosts)
+        rendered[stack] = {
+            path.stem: (path.read_text(), (work / f"{path.stem}.env").read_text())
+            for path in work.glob("*.service")
+        }
+        ranks[stack] = node_ranks(directory / "hosts.yml")
     return results
+
+
+rendered: dict = {}  # stack -> {host: (unit text, environment file text)}, filled by `plays`
+ranks: dict = {}  # stack -> {host: vllm_node_rank}, as the generated inventory says
+
+
+def node_ranks(hosts_file: Path) -> dict[str, int]:
+    serving = yaml.safe_load(hosts_file.read_text())["all"]["children"]["vllm_servers"]["children"]
+    return {
+        host: variables["vllm_node_rank"]
+        for group in serving.values()
+        for host, variables in group["hosts"].items()
+    }
+
+
+def planned_argv(outputs, model_dir, rank):
+    """The whole argv the planner says node `rank` runs; the planner names the model by the stack's cache
+    directory, the test's hosts keep it elsewhere."""
+    planned = list(outputs["serving"]["node_commands"][rank])
+    entry = MULTI_NODE_ENTRY_POINT if len(outputs["serving"]["node_commands"]) > 1 else ENTRY_POINT
+    planned[planned.index("--model") + 1] = str(model_dir)
+    return [PYTHON, *entry, *planned]
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 def test_the_unit_runs_exactly_the_planned_command(plays, stack):
     outputs, model_dir, hosts = plays[stack]
     assert len(hosts) == outputs["hardware"]["nodes"]
-    planned = list(outputs["serving"]["command"])
-    # The planner names the model by the stack's cache directory; the test's hosts keep it elsewhere.
-    planned[planned.index("--model") + 1] = str(model_dir)
-    private = {entry["name"]: entry["private_ip"] for entry in outputs["hosts"]}
+    assert sorted(ranks[stack].values()) == list(range(len(hosts)))
     for host, (argv, _) in hosts.items():
-        # Each host binds its own private address (the front door is the only way in).
-        planned[planned.index("--host") + 1] = private[host]
-        assert argv == [PYTHON, *ENTRY_POINT, *planned], host
+        assert argv == planned_argv(outputs, model_dir, ranks[stack][host]), host
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
@@ -142,3 +169,56 @@ def test_the_examples_cover_expert_parallel_and_several_nodes(plays):
     assert set(MODELS) >= {
         serving["model"].removesuffix("-FP8").removesuffix("-AWQ") for serving in layouts.values()
     }
+
+
+# --- the multi-node example: Qwen3-235B-A22B in bf16 over two p4d.24xlarge ----------------------------
+
+MULTI_NODE_STACK = "qwen3-235b-a100"
+
+
+def test_the_multi_node_stack_runs_one_server_over_both_hosts_natively(plays):
+    outputs, model_dir, hosts = plays[MULTI_NODE_STACK]
+    by_rank = {ranks[MULTI_NODE_STACK][host]: host for host in hosts}
+    head_ip = outputs["hosts"][0]["private_ip"]
+    head, worker = (hosts[by_rank[rank]][0] for rank in (0, 1))
+
+    # The exact command on every node (the model where this test keeps it); each listens on its own
+    # private address (vllm_host), and only the head serves.
+    def command(rank):
+        return [
+            "--model", str(model_dir), "--served-model-name", "Qwen3-235B-A22B",
+            "--host", outputs["hosts"][rank]["private_ip"], "--port", "8000",
+            "--tensor-parallel-size", "8", "--pipeline-parallel-size", "2", "--max-model-len", "32768",
+            "--gpu-memory-utilization", "0.92",
+            "--nnodes", "2", "--node-rank", str(rank), "--master-addr", head_ip, "--master-port", "29501",
+        ]  # fmt: skip
+
+    assert head == [PYTHON, "-m", "qwen_vllm_node", *command(0)]
+    assert worker == [PYTHON, "-m", "qwen_vllm_node", *command(1), "--headless"]
+    assert all("ray" not in word for word in head + worker)
+
+
+def test_each_node_sized_its_own_stage_with_the_planners_verdict(plays):
+    outputs, _, hosts = plays[MULTI_NODE_STACK]
+    for host, (_, verdict) in hosts.items():
+        rank = ranks[MULTI_NODE_STACK][host]
+        assert verdict["fits"] is True and verdict["checked"], verdict["msg"]
+        assert verdict["node"]["stages"] == [rank] and verdict["node"]["gpus"] == 8
+        assert f"node {rank} holds pipeline stage(s) {rank}" in verdict["msg"]
+        # The group's capacity: at least the planner's. Not equal: A100 hosts have no nvidia-smi capture
+        # here, so they are sized by vllm_vram_check_gpu_memory_bytes, a GPU of that memory whose NVLink
+        # (and so vLLM's all-reduce buffers) the check cannot know; the planner's catalog A100 has it.
+        planned = outputs["hardware"]["kv_cache_tokens"]
+        assert planned <= verdict["kv_cache_tokens"] <= 1.15 * planned
+
+
+def test_each_node_advertises_its_own_address_and_lets_efa_through(plays):
+    outputs, _, _ = plays[MULTI_NODE_STACK]
+    private = {host["name"]: host["private_ip"] for host in outputs["hosts"]}
+    for host, (unit, environment) in rendered[MULTI_NODE_STACK].items():
+        assert f'VLLM_HOST_IP="{private[host]}"' in environment.splitlines(), host
+        devices = [line for line in unit.splitlines() if line.startswith("DeviceAllow=")]
+        # EFA's verbs devices (every /proc/devices "infiniband_verbs" major), no RDMA-CM: EFA does not use it
+        assert "DeviceAllow=char-infiniband_verbs rw" in devices
+        assert not any("rdma_cm" in line for line in devices)
+        assert "LimitMEMLOCK=infinity" in unit.splitlines()

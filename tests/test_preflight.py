@@ -174,3 +174,34 @@ def test_what_the_preflight_refuses_on_a_cpu_host_vllm_refuses_too(settings, our
     verdict = check_server(arch, server(**settings))
     assert ours in verdict["msg"]
     assert "Value error" in (REPO / "tests" / "fixtures" / "vllm" / vllms).read_text()
+
+
+# --- one server over several nodes: each host sizes its own share -----------------------------------
+
+MULTI_NODE = {"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "max_model_len": 32768,
+              "nnodes": 2, "master_addr": "10.0.0.5"}  # fmt: skip
+
+
+def test_each_node_of_a_group_needs_only_its_own_gpus_and_is_told_its_stage():
+    arch = model("Qwen/Qwen3-235B-A22B")
+    head = check_server(arch, server(**MULTI_NODE), gpus=h100s(8))
+    worker = check_server(arch, server(**MULTI_NODE, node_rank=1), gpus=h100s(8))
+    assert head["fits"] is worker["fits"] is True, head["msg"]
+    # the group's verdict, the same on every node and the same as the whole plan sized at once
+    whole = size(arch, gpu_from_catalog("H100-80GB"), sizing_plan(server(**MULTI_NODE)))
+    assert head["kv_cache_tokens"] == worker["kv_cache_tokens"]
+    assert abs(head["kv_cache_tokens"] - whole.kv_cache_tokens) <= 0.01 * whole.kv_cache_tokens
+    assert (head["node"]["stages"], worker["node"]["stages"]) == ([0], [1])
+    assert head["node"]["layers"] == [0, 47] and worker["node"]["layers"] == [47, 94]
+    assert "node 1 holds pipeline stage(s) 1: layers 47-93" in worker["msg"]
+
+
+def test_a_node_short_of_its_share_of_gpus_is_refused_before_the_unit_starts():
+    refused = check_server(model("Qwen/Qwen3-235B-A22B"), server(**MULTI_NODE, node_rank=1), gpus=h100s(4))
+    assert refused["fits"] is False
+    assert "8 GPUs per node (16 over --nnodes 2), but 4 are available" in refused["msg"]
+
+
+def test_a_tensor_parallel_group_across_nodes_is_refused():
+    with pytest.raises(ValueError, match="would span nodes"):
+        server(**{**MULTI_NODE, "tensor_parallel_size": 16, "pipeline_parallel_size": 1})

@@ -7,6 +7,9 @@ covers stays closed to vLLM."""
 
 import re
 
+import jinja2
+import yaml
+
 from tests.paths import REPO
 
 TEMPLATE = REPO / "roles" / "vllm" / "templates" / "vllm.service.j2"
@@ -15,7 +18,11 @@ CAPTURES = REPO / "tests" / "fixtures" / "gpu" / "h200"
 
 def allowed_names() -> list[str]:
     """The char-NAME groups of the unit's GPU branch, in order."""
-    return re.findall(r"^DeviceAllow=char-(\S+) rw$", TEMPLATE.read_text(), flags=re.MULTILINE)
+    return [
+        name.removeprefix("char-")
+        for name in device_allows(render_unit("cuda", "none"))
+        if name.startswith("char-")
+    ]
 
 
 def character_devices(text: str) -> dict[str, int]:
@@ -77,6 +84,60 @@ def test_gpu_and_control_nodes_share_a_major_and_both_are_named():
 
 
 def test_dynamic_majors_are_named_never_numbered():
-    text = TEMPLATE.read_text()
-    assert re.findall(r"^DeviceAllow=(?!char-)", text, flags=re.MULTILINE) == []
-    assert not re.search(r"^DeviceAllow=char-\d", text, flags=re.MULTILINE)
+    # A class by its /proc/devices name, or a node by its path (/dev/infiniband/rdma_cm, a misc device
+    # with a dynamic minor): never a major number.
+    for fabric in ("none", "efa", "infiniband", "roce"):
+        allowed = device_allows(render_unit("cuda", fabric))
+        assert [name for name in allowed if not name.startswith(("char-", "/dev/"))] == [], fabric
+        assert [name for name in allowed if re.match(r"char-\d", name)] == [], fabric
+
+
+# --- the fabric's RDMA devices (NCCL over EFA / InfiniBand / RoCE) ----------------------------------
+
+
+def render_unit(device: str, fabric: str) -> str:
+    """The unit as the role renders it (the template, its own variables; ansible_managed's comment filter
+    stood in for)."""
+    variables = yaml.safe_load((REPO / "roles" / "vllm" / "vars" / "main.yml").read_text())
+    defaults = yaml.safe_load((REPO / "roles" / "vllm" / "defaults" / "main.yml").read_text())
+    # A systemd unit, not HTML: nothing to escape.
+    environment = jinja2.Environment(  # noqa: S701
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
+    environment.filters["comment"] = lambda text: f"# {text}"
+    return environment.from_string(TEMPLATE.read_text()).render({
+        **defaults, "ansible_managed": "managed", "vllm_served_model_name": "m", "vllm_model_path": "/srv/m",
+        "_vllm_env_file": "/etc/vllm/vllm.env", "_vllm_device": device, "_vllm_rdma_fabric": fabric,
+        "_vllm_rdma_devices_by_fabric": variables["_vllm_rdma_devices_by_fabric"],
+        "__vllm_server_check": {"argv": ["/opt/vllm/venv/bin/python", "-m", "x"]},
+    })  # fmt: skip
+
+
+def device_allows(unit: str) -> list[str]:
+    return re.findall(r"^DeviceAllow=(\S+) rw$", unit, flags=re.MULTILINE)
+
+
+def test_rdma_fabrics_let_the_verbs_devices_through_by_their_proc_devices_name():
+    devices = (CAPTURES / "proc-devices.txt").read_text().split("Block devices:", maxsplit=1)[0]
+    # The host lists two verbs majors (231 and 244) under one name: char-NAME allows both.
+    assert len(re.findall(r"^\s*\d+ infiniband_verbs$", devices, flags=re.MULTILINE)) == 2
+    for fabric in ("efa", "infiniband", "roce"):
+        unit = render_unit("cuda", fabric)
+        rdma = [name for name in device_allows(unit) if "infiniband" in name or "rdma" in name]
+        assert "char-infiniband_verbs" in rdma, fabric
+        assert [n for n in rdma if n.startswith("char-") and n[5:] not in character_devices(devices)] == []
+        assert "LimitMEMLOCK=infinity" in unit.splitlines(), fabric
+    # EFA's libfabric provider uses verbs only; RDMA-CM is for InfiniBand and RoCE
+    assert "/dev/infiniband/rdma_cm" not in device_allows(render_unit("cuda", "efa"))
+    assert "/dev/infiniband/rdma_cm" in device_allows(render_unit("cuda", "roce"))
+
+
+def test_hosts_without_an_rdma_fabric_keep_every_rdma_device_closed():
+    for device, fabric in (("cuda", "none"), ("cuda", "ethernet"), ("cpu", "none")):
+        unit = render_unit(device, fabric)
+        assert not [name for name in device_allows(unit) if "infiniband" in name or "rdma" in name]
+        assert "LimitMEMLOCK" not in unit
+    assert device_allows(render_unit("cuda", "none")) == [
+        "char-nvidia", "char-nvidiactl", "char-nvidia-uvm", "char-nvidia-caps"
+    ]  # fmt: skip
+    assert "PrivateDevices=yes" in render_unit("cpu", "none").splitlines()

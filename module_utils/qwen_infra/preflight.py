@@ -111,6 +111,7 @@ def check_server(
         tensors=tensors,
         gpu_memory_bytes=gpu_memory_bytes,
         gpu_memory_in_use=gpu_memory_in_use,
+        node_rank=server.node_rank,
     )
     result["shape_checked"] = True
     return result

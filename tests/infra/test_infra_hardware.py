@@ -66,11 +66,16 @@ def test_fewer_requests_choose_a_smaller_instance():
     assert (chosen.instance_type, chosen.nodes, chosen.plan.tensor_parallel_size) == ("g6e.xlarge", 1, 1)
 
 
-def test_several_nodes_only_on_efa_types_and_then_through_ray():
+def test_several_nodes_only_on_efa_types_and_then_through_vllms_native_launch():
     chosen = choose(model="Qwen/Qwen3-235B-A22B", maxModelLen=40960, concurrency=64)
     assert chosen.nodes > 1
     assert chosen.instance["efa_interfaces"] > 0
-    assert chosen.server("/m", "m", 8000).distributed_executor_backend == "ray"
+    server = chosen.server("/m", "m", 8000)
+    # one server over every node (--nnodes), no Ray; tensor parallelism within each node
+    assert (server.nnodes, server.distributed_executor_backend) == (chosen.nodes, None)
+    assert chosen.plan.nnodes == chosen.nodes
+    assert chosen.instance["gpus"] % server.tensor_parallel_size == 0
+    assert server.gpus == chosen.nodes * chosen.instance["gpus"]
     with pytest.raises(hardware.HardwareError, match=r"On the largest, 1 x g6e\.xlarge"):
         choose(model="Qwen/Qwen3-235B-A22B", instanceTypes=["g6e.xlarge"])
 

@@ -278,7 +278,24 @@ def test_several_nodes_are_head_and_workers():
     run = run_example("qwen3-32b-h100", instanceType="p5.48xlarge", instanceCount=2, gpuTypes=None)
     roles = [h["role"] for h in run.outputs["hosts"]]
     assert roles[:2] == ["serving-head", "serving-worker"]
-    assert run.outputs["serving"]["vllm_variables"]["vllm_distributed_executor_backend"] == "ray"
+    serving = run.outputs["serving"]
+    head_ip = run.outputs["hosts"][0]["private_ip"]
+    assert "vllm_distributed_executor_backend" not in serving["vllm_variables"]  # native launch, no Ray
+    assert serving["vllm_variables"]["vllm_nnodes"] == 2
+    assert serving["vllm_variables"]["vllm_master_addr"] == head_ip
+    head, worker = serving["node_commands"]
+    assert head == serving["command"] and "--headless" not in head
+    assert worker[worker.index("--node-rank") + 1] == "1" and worker[-1] == "--headless"
+    assert worker[worker.index("--master-addr") + 1] == head_ip
+    # every node runs the same arguments but its own address, its rank and --headless
+    addresses = [host["private_ip"] for host in run.outputs["hosts"][:2]]
+    assert head[head.index("--host") + 1] == addresses[0]
+    assert worker[worker.index("--host") + 1] == addresses[1]
+
+    def common(words):
+        return [w for i, w in enumerate(words) if words[i - 1] not in ("--host", "--node-rank")]
+
+    assert common(worker) == [*common(head), "--headless"]
 
 
 # --- refused at preview, before any resource -------------------------------------------------------

@@ -56,8 +56,10 @@ class Plan:
     # Accounting rules to model instead of vllm_version's: the fitting procedure (tools/sizing_fit.py)
     # sizes the regression cases with candidate constants through the engine itself.
     rules: Release | None = None
-    # GPUs the host offers (None: exactly the GPUs the plan uses).
+    # GPUs the host offers (None: exactly the GPUs the plan uses). With nnodes > 1, the GPUs of one node.
     gpus_available: int | None = None
+    # Hosts the plan spans (vLLM's --nnodes): each holds gpus / nnodes GPUs, whole pipeline stages.
+    nnodes: int = 1
 
     @property
     def release(self) -> Release:
@@ -75,6 +77,18 @@ class Plan:
         return self.world_size * self.data_parallel_size
 
     @property
+    def gpus_per_node(self) -> int:
+        """GPUs of the plan on each of its nodes."""
+        return self.gpus // self.nnodes
+
+    def node_stages(self, node_rank: int) -> list[int]:
+        """The pipeline stages node `node_rank` holds. vLLM numbers ranks TP fastest, then PP, then DP,
+        and gives node k the ranks k x gpus_per_node onwards."""
+        per_node = self.gpus_per_node
+        ranks = range(node_rank * per_node, (node_rank + 1) * per_node)
+        return sorted({(rank % self.world_size) // self.tensor_parallel_size for rank in ranks})
+
+    @property
     def expert_parallel_size(self) -> int:
         """Ranks the experts are spread over with --enable-expert-parallel (1 without it)."""
         return self.tensor_parallel_size * self.data_parallel_size if self.enable_expert_parallel else 1
@@ -89,6 +103,7 @@ def validate_plan(plan: Plan) -> None:
         ("--pipeline-parallel-size", plan.pipeline_parallel_size),
         ("--data-parallel-size", plan.data_parallel_size),
         ("--block-size", plan.block_size),
+        ("--nnodes", plan.nnodes),
     ):
         if value < 1:
             raise SizingError(f"{flag} must be at least 1, not {value}")
@@ -131,9 +146,25 @@ def divisibility_problems(arch: Architecture, plan: Plan) -> list[str]:
             f"--tensor-parallel-size {tp} spans more than one {GPUS_PER_NODE}-GPU node: keep TP within a "
             "node and use --pipeline-parallel-size across nodes"
         )
-    if plan.gpus_available is not None and plan.gpus > plan.gpus_available:
+    if plan.gpus % plan.nnodes:
         problems.append(
-            f"tensor x pipeline x data parallel size = {plan.gpus} GPUs, but {plan.gpus_available} are "
+            f"tensor x pipeline x data parallel size = {plan.gpus} GPUs cannot be split evenly over "
+            f"--nnodes {plan.nnodes}"
+        )
+    elif plan.gpus_per_node % tp:
+        problems.append(
+            f"--tensor-parallel-size {tp} does not fit the {plan.gpus_per_node} GPU(s) of each of the "
+            f"--nnodes {plan.nnodes} nodes: keep TP within a node and use --pipeline-parallel-size across "
+            "nodes"
+        )
+    elif plan.gpus_available is not None and plan.gpus_per_node > plan.gpus_available:
+        share = (
+            f"{plan.gpus} GPUs"
+            if plan.nnodes == 1
+            else f"{plan.gpus_per_node} GPUs per node ({plan.gpus} over --nnodes {plan.nnodes})"
+        )
+        problems.append(
+            f"tensor x pipeline x data parallel size = {share}, but {plan.gpus_available} are "
             "available: lower the parallel sizes or add GPUs"
         )
     problems += _mlp_split_problems(arch, plan)

@@ -36,15 +36,19 @@ def check_host(
     gpu_memory_bytes: int | None = None,
     *,
     gpu_memory_in_use: dict[int, int] | None = None,
+    node_rank: int = 0,
 ) -> dict[str, Any]:
     """Size `plan` on this host's GPUs (objects with name, usable_bytes and mig_mode, as
     nvidia_smi.parse_nvidia_smi_xml returns them) or on `gpu_memory_bytes` per GPU when given.
 
-    The smallest of the GPUs the plan uses decides, since vLLM takes the minimum over ranks.
+    The smallest of the GPUs the plan uses decides, since vLLM takes the minimum over ranks. A plan over
+    several nodes (plan.nnodes) needs gpus / nnodes of this host's GPUs; every stage is sized on GPUs like
+    these (the group's KV cache is the minimum over all its stages, as vLLM takes it), which is what the
+    planner computes for nodes of one type, and `node_rank` names the stages this host holds.
     `gpu_memory_in_use` (GPU index -> bytes held by other processes, e.g. another server) is taken off
     those GPUs: the plan must fit, with what vLLM holds beyond its reservation while serving, in the
     rest."""
-    world = plan.gpus
+    world = plan.gpus_per_node if plan.gpus % plan.nnodes == 0 else plan.gpus
     if gpu_memory_bytes is not None:
         if gpu_memory_bytes <= 0:
             raise SizingError(f"gpu_memory_bytes must be positive, not {gpu_memory_bytes}")
@@ -78,20 +82,42 @@ def check_host(
             result.fits = False
     facts = result.as_dict()
     facts.update({"checked": True, "gpus": gpu_facts, "gpu": device.name})
+    where = f"{world} x {device.name}"
+    if plan.nnodes > 1:
+        node = node_share(plan, result.breakdown, node_rank)
+        facts["node"] = node
+        where = (
+            f"{plan.nnodes} nodes of {where} (node {node_rank} holds pipeline stage(s) "
+            f"{', '.join(map(str, node['stages']))}: layers {node['layers'][0]}-{node['layers'][1] - 1})"
+        )
     if result.fits:
         facts["msg"] = (
-            f"{arch.name} fits {world} x {device.name} ({device.usable_gib:.2f} GiB usable): "
+            f"{arch.name} fits {where} ({device.usable_gib:.2f} GiB usable): "
             f"{result.kv_cache_tokens:,} KV tokens, {result.max_concurrency:g}x concurrency at "
             f"{result.max_model_len:,} tokens"
         )
     elif shape_problems(arch, plan):  # the layout itself, not the memory, is what vLLM refuses
         facts["msg"] = f"{arch.name} cannot be served with these settings: " + "; ".join(result.problems)
     else:
-        facts["msg"] = (
-            f"{arch.name} does not fit {world} x {device.name} ({device.usable_gib:.2f} GiB usable): "
-            + "; ".join(result.problems)
+        facts["msg"] = f"{arch.name} does not fit {where} ({device.usable_gib:.2f} GiB usable): " + "; ".join(
+            result.problems
         )
     return facts
+
+
+def node_share(plan: Plan, breakdown: dict[str, Any] | None, node_rank: int) -> dict[str, Any]:
+    """What node `node_rank` of a multi-node plan holds: its pipeline stages, their layers [first, end)
+    and their memory per GPU (from the sizing's per-stage breakdown)."""
+    stages = plan.node_stages(node_rank)
+    sized = [stage for stage in (breakdown or {}).get("stages", []) if stage["stage"] in stages]
+    layers = [layer for stage in sized for layer in stage["layers"]]
+    return {
+        "rank": node_rank,
+        "gpus": plan.gpus_per_node,
+        "stages": stages,
+        "layers": [min(layers), max(layers)] if layers else [0, 0],
+        "stage_memory": sized,
+    }
 
 
 def _shared_gpu_problems(
@@ -101,7 +127,7 @@ def _shared_gpu_problems(
     compares free memory with the reservation only), then run out of memory while serving."""
     stage = max(breakdown["stages"], key=lambda s: s["reservation_gib"] + s["outside_reservation_gib"])
     problems = []
-    for gpu in sorted(gpus, key=lambda g: g.usable_bytes)[: plan.gpus]:
+    for gpu in sorted(gpus, key=lambda g: g.usable_bytes)[: plan.gpus_per_node]:
         held = in_use.get(gpu.index, 0)
         if held <= 0:
             continue
