@@ -133,6 +133,7 @@ def revision_r2(tmp_path_factory):
 def test_a_restart_and_a_model_revision_roll_through_every_host_without_a_failed_request(
     client_key, revision_r2
 ):
+    assert set(front_door_states().values()) == {"UP"}, "a host is out of service before the test"
     bench = Bench(client_key, "restart-and-revision")
     starts = {node: invocation(node) for node in NODES}
     restart_rc, restart_output, restart_s = rolling("-e", "rolling_restart=true")
