@@ -87,7 +87,7 @@ async def _closed_loop(
         while True:
             if load.requests is not None and next(issued) >= load.requests:
                 return
-            if stopping.is_set() or (stop_at is not None and time.perf_counter() >= stop_at):
+            if _stop_now(stopping, stop_at):
                 return
             progress.in_flight += 1
             record = await send(
@@ -125,12 +125,17 @@ async def _open_loop(
     for index in itertools.count():
         if load.requests is not None and index >= load.requests:
             break
-        if stopping.is_set() or (stop_at is not None and time.perf_counter() >= stop_at):
+        if _stop_now(stopping, stop_at):
             break
         tasks.append(asyncio.create_task(one(next(shapes))))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), next(gaps))
     await asyncio.gather(*tasks)
+
+
+def _stop_now(stopping: asyncio.Event, stop_at: float | None) -> bool:
+    """Whether to send no more requests: a signal came, or the duration is over."""
+    return stopping.is_set() or (stop_at is not None and time.perf_counter() >= stop_at)
 
 
 def _count(record: RequestRecord, records: list[RequestRecord], progress: Progress) -> None:
