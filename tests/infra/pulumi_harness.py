@@ -7,6 +7,7 @@ restores the environment afterwards: runs do not see each other.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -146,6 +147,14 @@ def _environment(config: str) -> Iterator[None]:
             os.environ["PULUMI_CONFIG"] = before
 
 
+def _thread_event_loop() -> None:
+    """Pulumi's mocks run on this thread's event loop; asyncio.run (the bench tests) leaves none set."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 @contextmanager
 def mocked(
     stack: str, values: dict, *, preview: bool = False, fake: FakeAws | None = None
@@ -153,6 +162,7 @@ def mocked(
     """Within the block, a program run sees these config values and talks to a fresh FakeAws."""
     fake = fake or FakeAws()
     monitor = MockMonitor(fake)
+    _thread_event_loop()
     with _environment(as_pulumi_config(values)):
         pulumi.runtime.set_mocks(fake, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
         yield monitor
