@@ -16,12 +16,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # The lab's own vault password (committed on purpose, lab only); never loaded for other inventories.
 LAB_VAULT := --vault-id lab@inventories/lab/vault-password.txt
 
-.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-down test lint unit molecule collection clean
+.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-down bench-converge test lint unit molecule collection clean
 
 help:
 	@echo "make lab    set up, bring up the lab and deploy (see README)"
 	@echo "make test   lint + pytest + molecule (what CI runs)"
 	@echo "make lab-down  remove the lab containers and network"
+	@echo "make bench-converge  time site.yml re-runs on 1, 2, 4 and 8 lab hosts (docs/benchmarks/converge.md)"
 	@echo "make collection  build the qwen.infra Ansible collection tarball (docs/collection.md)"
 
 # --- set-up -------------------------------------------------------------------------------------------
@@ -62,6 +63,11 @@ lab-smoke:
 
 lab-down:
 	$(BIN)/ansible-playbook lab/down.yml -i inventories/lab
+
+# Re-converge time against host count; leaves the lab as `make lab` builds it (tools/bench_converge.py).
+bench-converge: setup $(LAB_MODEL)/config.json
+	bash lab/wheelhouse.sh --full $(WHEELHOUSE)
+	$(BIN)/python tools/bench_converge.py
 
 # --- tests ----------------------------------------------------------------------------------------------
 test: setup $(LAB_MODEL)/config.json

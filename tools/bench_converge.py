@@ -1,0 +1,252 @@
+"""How long `site.yml` takes to re-converge the lab with nothing to change, and how that grows with hosts.
+
+For each host count (1, 2, 4, 8 by default) the lab's inventory is narrowed or widened to that many hosts
+(an inventory of its own under build/bench-converge/, beside the lab's group_vars), the hosts are brought
+up and converged once, then `site.yml` runs again `--runs` times; each re-run must report changed=0.
+Every run's wall time, per-stage (play) and per-task times come from Ansible's json callback.
+
+    host count   hosts                                          what runs on them
+    1            lab-node1                                      every stage (one vLLM server)
+    2            lab-node1, lab-node2                           every stage (the two-host lab)
+    4            + lab-lb, lab-mon                              the lab as `make lab` builds it
+    8            + lab-node3 .. lab-node6 (staged serving hosts) every stage but the vLLM start
+                                                                (vllm_service_enabled: false)
+
+Writes docs/benchmarks/converge.{json,md,png} (medians) and the raw runs under build/bench-converge/.
+At the end the lab's own inventory is converged again and the staged hosts are removed, so `make lab`
+finds the lab as it left it. Run with `make bench-converge` (needs `make lab` first: the wheelhouse,
+the lab model and the base image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import yaml
+
+matplotlib.use("Agg")  # chosen before pyplot is imported: no display here
+import matplotlib.pyplot as plt
+
+REPO = Path(__file__).resolve().parent.parent
+LAB_INVENTORY = REPO / "inventories" / "lab"
+# Same depth below the project as inventories/lab: the lab's group_vars derive paths from inventory_dir.
+WORK = REPO / "build" / "bench-converge"
+OUTPUT = REPO / "docs" / "benchmarks"
+BIN = Path(sys.executable).parent
+VAULT = ["--vault-id", f"lab@{LAB_INVENTORY / 'vault-password.txt'}"]
+STAGED = ["lab-node3", "lab-node4", "lab-node5", "lab-node6"]
+
+
+def composition(count: int) -> dict[str, list[str]]:
+    """The inventory groups of the lab narrowed or widened to `count` hosts."""
+    groups: dict[str, list[str]] = {"vllm_servers": ["lab-node1"], "load_balancers": [], "monitoring": []}
+    if count >= 2:
+        groups["vllm_servers"].append("lab-node2")
+    if count >= 4:
+        groups["load_balancers"], groups["monitoring"] = ["lab-lb"], ["lab-mon"]
+    if count >= 8:
+        groups["vllm_servers"] += STAGED
+    if count not in (1, 2, 4, 8):
+        raise SystemExit(f"host count {count}: the benchmark knows 1, 2, 4 and 8")
+    return groups
+
+
+def write_inventory(groups: dict[str, list[str]]) -> Path:
+    WORK.mkdir(parents=True, exist_ok=True)
+    link = WORK / "group_vars"
+    if not link.is_symlink():
+        link.symlink_to(os.path.relpath(LAB_INVENTORY / "group_vars", WORK))
+    children: dict[str, dict[str, Any]] = {
+        name: {"hosts": {host: {} for host in hosts}} for name, hosts in groups.items()
+    }
+    staged = {host: {"vllm_service_enabled": False} for host in groups["vllm_servers"] if host in STAGED}
+    for host, variables in staged.items():
+        children["vllm_servers"]["hosts"][host] = variables
+    inventory = {"all": {"children": {"lab": {"children": children}, "gpu_hosts": {"hosts": {}}}}}
+    path = WORK / "hosts.yml"
+    header = "---\n# Written by tools/bench_converge.py.\n"
+    path.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+    return WORK
+
+
+def ansible_playbook(inventory: Path, playbook: str, *, json_output: bool) -> tuple[float, str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    if json_output:
+        env |= {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    started = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - our own playbooks, argument list, no shell
+        [BIN / "ansible-playbook", "-i", str(inventory), *VAULT, playbook],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr)[-4000:]
+        raise SystemExit(f"{playbook} failed on {inventory} (exit {done.returncode}):\n{tail}")
+    return seconds, done.stdout
+
+
+def _duration(span: dict[str, str]) -> float:
+    return (datetime.fromisoformat(span["end"]) - datetime.fromisoformat(span["start"])).total_seconds()
+
+
+def profile(report: dict[str, Any]) -> dict[str, Any]:
+    """Changed count, and seconds per play and per task (a task's time: first host's start to last's end)."""
+    plays: dict[str, float] = defaultdict(float)
+    tasks: dict[str, float] = defaultdict(float)
+    task_count = 0
+    for play in report["plays"]:
+        plays[play["play"]["name"]] += _duration(play["play"]["duration"])
+        for task in play["tasks"]:
+            if task["hosts"]:
+                task_count += 1
+                name = f"{play['play']['name']} / {task['task']['name']}"
+                tasks[name] += _duration(task["task"]["duration"])
+    changed = sum(stats["changed"] for stats in report["stats"].values())
+    return {"changed": changed, "tasks_run": task_count, "plays": dict(plays), "tasks": dict(tasks)}
+
+
+def measure(count: int, runs: int, log: Path) -> dict[str, Any]:
+    groups = composition(count)
+    inventory = write_inventory(groups)
+    hosts = [host for members in groups.values() for host in members]
+    print(f"[{count} hosts] bringing up {', '.join(hosts)}", flush=True)
+    ansible_playbook(inventory, "lab/up.yml", json_output=False)
+    catch_up_s, _ = ansible_playbook(inventory, "site.yml", json_output=False)
+    print(f"[{count} hosts] converged in {catch_up_s:.0f} s; {runs} runs with nothing to change", flush=True)
+    samples = []
+    for run in range(runs):
+        seconds, stdout = ansible_playbook(inventory, "site.yml", json_output=True)
+        (log / f"hosts{count}-run{run + 1}.json").write_text(stdout)
+        sample = {"seconds": round(seconds, 2), **profile(json.loads(stdout))}
+        if sample["changed"]:
+            raise SystemExit(f"[{count} hosts] run {run + 1} changed {sample['changed']}: not idempotent")
+        print(f"[{count} hosts] run {run + 1}: {seconds:.1f} s, {sample['tasks_run']} tasks", flush=True)
+        samples.append(sample)
+    median = statistics.median(sample["seconds"] for sample in samples)
+    stages = {
+        name: round(statistics.median(sample["plays"].get(name, 0.0) for sample in samples), 2)
+        for name in samples[0]["plays"]
+    }
+    task_medians = {
+        name: statistics.median(s["tasks"][name] for s in samples) for name in samples[0]["tasks"]
+    }
+    slowest = sorted(task_medians, key=lambda name: -task_medians[name])
+    return {
+        "hosts": count,
+        "inventory": groups,
+        "catch_up_s": round(catch_up_s, 1),
+        "runs_s": [sample["seconds"] for sample in samples],
+        "median_s": round(median, 2),
+        "tasks_run": samples[0]["tasks_run"],
+        "stages_median_s": stages,
+        "slowest_tasks_median_s": {name: round(task_medians[name], 2) for name in slowest[:10]},
+    }
+
+
+def slope(results: list[dict[str, Any]]) -> float:
+    """Seconds per added host: least squares over (hosts, median)."""
+    xs, ys = [r["hosts"] for r in results], [r["median_s"] for r in results]
+    if len(xs) < 2:
+        return float("nan")
+    return statistics.linear_regression(xs, ys).slope
+
+
+def write_report(results: list[dict[str, Any]], machine: str, settings: str) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    per_host = slope(results)
+    summary = {"machine": machine, "settings": settings, "seconds_per_added_host": round(per_host, 2)}
+    (OUTPUT / "converge.json").write_text(json.dumps({**summary, "results": results}, indent=2) + "\n")
+    lines = [
+        "# Re-converge with nothing to change (tools/bench_converge.py)",
+        "",
+        f"Machine: {machine}. Settings: {settings}. Medians of the runs; `make bench-converge` writes this.",
+        "",
+        "| hosts | re-converge median (s) | runs (s) | tasks run | first converge of the added hosts (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        runs = ", ".join(f"{s:.1f}" for s in r["runs_s"])
+        row = [str(r["hosts"]), f"{r['median_s']:.1f}", runs, str(r["tasks_run"]), f"{r['catch_up_s']:.0f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", f"Time per added host (least squares over the medians): {per_host:.2f} s.", ""]
+    largest = results[-1]
+    lines += [
+        f"## Where the time goes at {largest['hosts']} hosts (medians)",
+        "",
+        "| stage | s |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in largest["stages_median_s"].items()]
+    lines += ["", "| slowest tasks | s |", "|---|---|"]
+    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in largest["slowest_tasks_median_s"].items()]
+    (OUTPUT / "converge.md").write_text("\n".join(lines) + "\n")
+    plot(results, machine)
+
+
+def plot(results: list[dict[str, Any]], machine: str) -> None:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for r in results:
+        axes.scatter([r["hosts"]] * len(r["runs_s"]), r["runs_s"], color="0.7", s=12)
+    axes.plot([r["hosts"] for r in results], [r["median_s"] for r in results], marker="o", label="median")
+    axes.set_xlabel("hosts in the inventory")
+    axes.set_ylabel("site.yml with nothing to change (s)")
+    axes.set_title(f"Re-converge time ({machine})", fontsize=9)
+    axes.set_ylim(bottom=0)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(OUTPUT / "converge.png", dpi=120)
+
+
+def restore_lab() -> None:
+    """The lab's own inventory converged again; the staged hosts removed."""
+    print("restoring the lab: site.yml on inventories/lab, staged hosts removed", flush=True)
+    docker = ["docker", "rm", "--force", "--volumes", *STAGED]
+    subprocess.run(docker, capture_output=True, check=False)  # noqa: S603 - fixed arguments
+    ansible_playbook(LAB_INVENTORY, "site.yml", json_output=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", default="1,2,4,8", help="host counts, ascending (default 1,2,4,8)")
+    parser.add_argument("--runs", type=int, default=3, help="re-converges per host count (default 3)")
+    parser.add_argument(
+        "--machine", default=f"{os.cpu_count()} cores", help="the machine, as the report names it"
+    )
+    args = parser.parse_args()
+    counts = sorted(int(count) for count in args.hosts.split(","))
+    log = WORK / "runs"
+    log.mkdir(parents=True, exist_ok=True)
+    config = subprocess.run(  # noqa: S603 - our own toolchain, argument list, no shell
+        [BIN / "ansible-config", "dump", "--only-changed", "-t", "all"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+    ).stdout  # fmt: skip
+    settings = "; ".join(
+        line.split("(")[0].strip() + "=" + line.split("=", 1)[1].strip()
+        for line in config.splitlines()
+        if line.startswith(("DEFAULT_FORKS", "ANSIBLE_PIPELINING", "DEFAULT_GATHERING"))
+    )
+    results = []
+    try:
+        for count in counts:
+            results.append(measure(count, args.runs, log))
+    finally:
+        if results:
+            write_report(results, args.machine, settings or "ansible.cfg")
+        restore_lab()
+    print((OUTPUT / "converge.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
