@@ -162,11 +162,11 @@ def slope(results: list[dict[str, Any]]) -> float:
     return statistics.linear_regression(xs, ys).slope
 
 
-def write_report(results: list[dict[str, Any]], machine: str, settings: str) -> None:
+def write_report(results: list[dict[str, Any]], machine: str, settings: str, name: str) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     per_host = slope(results)
     summary = {"machine": machine, "settings": settings, "seconds_per_added_host": round(per_host, 2)}
-    (OUTPUT / "converge.json").write_text(json.dumps({**summary, "results": results}, indent=2) + "\n")
+    (OUTPUT / f"{name}.json").write_text(json.dumps({**summary, "results": results}, indent=2) + "\n")
     lines = [
         "# Re-converge with nothing to change (tools/bench_converge.py)",
         "",
@@ -190,11 +190,11 @@ def write_report(results: list[dict[str, Any]], machine: str, settings: str) -> 
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in largest["stages_median_s"].items()]
     lines += ["", "| slowest tasks | s |", "|---|---|"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in largest["slowest_tasks_median_s"].items()]
-    (OUTPUT / "converge.md").write_text("\n".join(lines) + "\n")
-    plot(results, machine)
+    (OUTPUT / f"{name}.md").write_text("\n".join(lines) + "\n")
+    plot(results, machine, name)
 
 
-def plot(results: list[dict[str, Any]], machine: str) -> None:
+def plot(results: list[dict[str, Any]], machine: str, name: str) -> None:
     figure, axes = plt.subplots(figsize=(6, 4))
     for r in results:
         axes.scatter([r["hosts"]] * len(r["runs_s"]), r["runs_s"], color="0.7", s=12)
@@ -205,7 +205,7 @@ def plot(results: list[dict[str, Any]], machine: str) -> None:
     axes.set_ylim(bottom=0)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(OUTPUT / "converge.png", dpi=120)
+    figure.savefig(OUTPUT / f"{name}.png", dpi=120)
 
 
 def restore_lab() -> None:
@@ -223,6 +223,7 @@ def main() -> None:
     parser.add_argument(
         "--machine", default=f"{os.cpu_count()} cores", help="the machine, as the report names it"
     )
+    parser.add_argument("--name", default="converge", help="report file names under docs/benchmarks/")
     args = parser.parse_args()
     counts = sorted(int(count) for count in args.hosts.split(","))
     log = WORK / "runs"
@@ -243,9 +244,9 @@ def main() -> None:
             results.append(measure(count, args.runs, log))
     finally:
         if results:
-            write_report(results, args.machine, settings or "ansible.cfg")
+            write_report(results, args.machine, settings or "ansible.cfg", args.name)
         restore_lab()
-    print((OUTPUT / "converge.md").read_text())
+    print((OUTPUT / f"{args.name}.md").read_text())
 
 
 if __name__ == "__main__":
