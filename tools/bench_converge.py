@@ -97,21 +97,24 @@ def ansible_playbook(inventory: Path, playbook: str, *, json_output: bool) -> tu
 
 
 def _duration(span: dict[str, str]) -> float:
+    if "end" not in span:  # the json callback leaves a play's end out
+        return 0.0
     return (datetime.fromisoformat(span["end"]) - datetime.fromisoformat(span["start"])).total_seconds()
 
 
 def profile(report: dict[str, Any]) -> dict[str, Any]:
-    """Changed count, and seconds per play and per task (a task's time: first host's start to last's end)."""
+    """Changed count, and seconds per play and per task (a task's time: first host's start to last's end;
+    a play's time: its tasks' times added up)."""
     plays: dict[str, float] = defaultdict(float)
     tasks: dict[str, float] = defaultdict(float)
     task_count = 0
     for play in report["plays"]:
-        plays[play["play"]["name"]] += _duration(play["play"]["duration"])
         for task in play["tasks"]:
             if task["hosts"]:
                 task_count += 1
                 name = f"{play['play']['name']} / {task['task']['name']}"
                 tasks[name] += _duration(task["task"]["duration"])
+                plays[play["play"]["name"]] += _duration(task["task"]["duration"])
     changed = sum(stats["changed"] for stats in report["stats"].values())
     return {"changed": changed, "tasks_run": task_count, "plays": dict(plays), "tasks": dict(tasks)}
 
@@ -213,6 +216,7 @@ def restore_lab() -> None:
     print("restoring the lab: site.yml on inventories/lab, staged hosts removed", flush=True)
     docker = ["docker", "rm", "--force", "--volumes", *STAGED]
     subprocess.run(docker, capture_output=True, check=False)  # noqa: S603 - fixed arguments
+    ansible_playbook(LAB_INVENTORY, "lab/up.yml", json_output=False)
     ansible_playbook(LAB_INVENTORY, "site.yml", json_output=False)
 
 
@@ -226,7 +230,7 @@ def main() -> None:
     parser.add_argument("--name", default="converge", help="report file names under docs/benchmarks/")
     args = parser.parse_args()
     counts = sorted(int(count) for count in args.hosts.split(","))
-    log = WORK / "runs"
+    log = WORK.parent / "bench-converge-runs"  # not in the inventory directory, which Ansible reads whole
     log.mkdir(parents=True, exist_ok=True)
     config = subprocess.run(  # noqa: S603 - our own toolchain, argument list, no shell
         [BIN / "ansible-config", "dump", "--only-changed", "-t", "all"],
@@ -245,7 +249,10 @@ def main() -> None:
     finally:
         if results:
             write_report(results, args.machine, settings or "ansible.cfg", args.name)
-        restore_lab()
+        try:
+            restore_lab()
+        except SystemExit as failure:  # reported, without hiding why the benchmark stopped
+            print(f"the lab was not restored (run `make lab`): {failure}", file=sys.stderr)
     print((OUTPUT / f"{args.name}.md").read_text())
 
 
