@@ -12,7 +12,7 @@ Every run's wall time, per-stage (play) and per-task times come from Ansible's j
     8            + lab-node3 .. lab-node6 (staged serving hosts) every stage but the vLLM start
                                                                 (vllm_service_enabled: false)
 
-Writes docs/benchmarks/converge.{json,md,png} (medians) and the raw runs under build/bench-converge/.
+Writes docs/benchmarks/converge.{json,md,png} (medians) and the raw runs under build/bench-converge-runs/.
 At the end the lab's own inventory is converged again and the staged hosts are removed, so `make lab`
 finds the lab as it left it. Run with `make bench-converge` (needs `make lab` first: the wheelhouse,
 the lab model and the base image).
@@ -46,10 +46,13 @@ OUTPUT = REPO / "docs" / "benchmarks"
 BIN = Path(sys.executable).parent
 VAULT = ["--vault-id", f"lab@{LAB_INVENTORY / 'vault-password.txt'}"]
 STAGED = ["lab-node3", "lab-node4", "lab-node5", "lab-node6"]
+COUNTS = (1, 2, 4, 8)
 
 
 def composition(count: int) -> dict[str, list[str]]:
     """The inventory groups of the lab narrowed or widened to `count` hosts."""
+    if count not in COUNTS:
+        raise SystemExit(f"host count {count}: the benchmark knows {', '.join(map(str, COUNTS))}")
     groups: dict[str, list[str]] = {"vllm_servers": ["lab-node1"], "load_balancers": [], "monitoring": []}
     if count >= 2:
         groups["vllm_servers"].append("lab-node2")
@@ -57,8 +60,6 @@ def composition(count: int) -> dict[str, list[str]]:
         groups["load_balancers"], groups["monitoring"] = ["lab-lb"], ["lab-mon"]
     if count >= 8:
         groups["vllm_servers"] += STAGED
-    if count not in (1, 2, 4, 8):
-        raise SystemExit(f"host count {count}: the benchmark knows 1, 2, 4 and 8")
     return groups
 
 
@@ -67,12 +68,10 @@ def write_inventory(groups: dict[str, list[str]]) -> Path:
     link = WORK / "group_vars"
     if not link.is_symlink():
         link.symlink_to(os.path.relpath(LAB_INVENTORY / "group_vars", WORK))
-    children: dict[str, dict[str, Any]] = {
-        name: {"hosts": {host: {} for host in hosts}} for name, hosts in groups.items()
+    children = {
+        name: {"hosts": {host: {"vllm_service_enabled": False} if host in STAGED else {} for host in hosts}}
+        for name, hosts in groups.items()
     }
-    staged = {host: {"vllm_service_enabled": False} for host in groups["vllm_servers"] if host in STAGED}
-    for host, variables in staged.items():
-        children["vllm_servers"]["hosts"][host] = variables
     inventory = {"all": {"children": {"lab": {"children": children}, "gpu_hosts": {"hosts": {}}}}}
     path = WORK / "hosts.yml"
     header = "---\n# Written by tools/bench_converge.py.\n"
@@ -230,6 +229,8 @@ def main() -> None:
     parser.add_argument("--name", default="converge", help="report file names under docs/benchmarks/")
     args = parser.parse_args()
     counts = sorted(int(count) for count in args.hosts.split(","))
+    for count in counts:  # every count refused before any host is brought up
+        composition(count)
     log = WORK.parent / "bench-converge-runs"  # not in the inventory directory, which Ansible reads whole
     log.mkdir(parents=True, exist_ok=True)
     config = subprocess.run(  # noqa: S603 - our own toolchain, argument list, no shell

@@ -1,0 +1,43 @@
+"""tools/bench_converge.py's own logic: which hosts each count means, and how a json-callback report becomes
+stage and task times (the benchmark itself needs the lab: `make bench-converge`)."""
+
+import pytest
+
+from tools import bench_converge
+
+
+def test_a_count_the_benchmark_does_not_know_is_refused():
+    with pytest.raises(SystemExit, match="host count 3"):
+        bench_converge.composition(3)
+
+
+def test_eight_hosts_are_the_lab_and_four_staged_servers():
+    groups = bench_converge.composition(8)
+    hosts = [host for members in groups.values() for host in members]
+    assert len(hosts) == len(set(hosts)) == 8
+    assert groups["load_balancers"] == ["lab-lb"] and groups["monitoring"] == ["lab-mon"]
+
+
+def span(start, end):
+    return {"start": f"2026-12-03T06:00:{start:02d}.000000Z", "end": f"2026-12-03T06:00:{end:02d}.000000Z"}
+
+
+def test_profile_adds_task_times_per_stage_and_counts_changes():
+    report = {
+        "plays": [
+            {
+                "play": {"name": "A", "duration": {"start": "2026-12-03T06:00:00.000000Z"}},
+                "tasks": [
+                    {"task": {"name": "t1", "duration": span(0, 2)}, "hosts": {"h1": {}, "h2": {}}},
+                    {"task": {"name": "skipped everywhere", "duration": span(2, 3)}, "hosts": {}},
+                    {"task": {"name": "t2", "duration": span(3, 6)}, "hosts": {"h1": {}}},
+                ],
+            }
+        ],
+        "stats": {"h1": {"changed": 1}, "h2": {"changed": 0}},
+    }
+    profile = bench_converge.profile(report)
+    assert profile["changed"] == 1
+    assert profile["tasks_run"] == 2
+    assert profile["plays"] == {"A": 5.0}
+    assert profile["tasks"] == {"A / t1": 2.0, "A / t2": 3.0}
