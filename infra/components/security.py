@@ -6,25 +6,42 @@ so there the host firewall (roles/host_firewall) closes the API port to all but 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+import yaml
 
 SSH_PORT = 22
 HTTP_PORT = 80  # the load balancer answers it only with a redirect to HTTPS
 HTTPS_PORT = 443
-GRAFANA_PORT = 3000
-# What the monitoring host scrapes on GPU nodes: node_exporter and dcgm-exporter (vLLM's /metrics is
-# on the API port).
-METRICS_PORTS = (9100, 9400)
 INTERNET = "0.0.0.0/0"
+# The exporters' ports are the playbooks' (one definition for the hosts that listen, their firewall and
+# these groups).
+MONITORING_VARS = Path(__file__).resolve().parents[2] / "playbooks" / "vars" / "monitoring.yml"
+
+
+@dataclass(frozen=True)
+class ExporterPorts:
+    node: int  # node_exporter, on every host
+    haproxy: int  # HAProxy's Prometheus listener, on the load balancer
+    dcgm: int  # NVIDIA's DCGM exporter, on GPU nodes
+
+    @classmethod
+    def from_playbooks(cls, path: Path = MONITORING_VARS) -> ExporterPorts:
+        values = yaml.safe_load(path.read_text())
+        return cls(
+            node=int(values["qwen_node_exporter_port"]),
+            haproxy=int(values["qwen_haproxy_metrics_port"]),
+            dcgm=int(values["qwen_dcgm_exporter_port"]),
+        )
 
 
 @dataclass
 class SecurityArgs:
     vpc_id: pulumi.Input[str]
     api_port: int
-    admin_cidr: str = ""  # SSH (access ssh) and Grafana come only from here
+    admin_cidr: str = ""  # SSH (access ssh) comes only from here
     ssh: bool = False
     load_balancer: bool = False
     client_cidrs: tuple[str, ...] = ()  # who reaches the load balancer's HTTPS (and redirecting HTTP) port
@@ -52,6 +69,7 @@ class ClusterSecurity(pulumi.ComponentResource):
         self.cluster_group_id = cluster.group.id
         self.load_balancer_group_id: pulumi.Output[str] | None = None
         self.monitoring_group_id: pulumi.Output[str] | None = None
+        balancer: _Group | None = None
         if args.load_balancer:
             balancer = self._group("load-balancer", "load balancer: HTTPS from clients, API on the GPU nodes")
             for index, cidr in enumerate(args.client_cidrs):
@@ -62,15 +80,17 @@ class ClusterSecurity(pulumi.ComponentResource):
             self._rule(cluster, "api-from-lb", "tcp", args.api_port, source_group=balancer.group.id)
             self.load_balancer_group_id = balancer.group.id
         if args.monitoring:
-            monitor = self._group(
-                "monitoring", "monitoring: Grafana from the admin network, scrapes the nodes"
-            )
-            if args.admin_cidr:
-                self._rule(monitor, "grafana", "tcp", GRAFANA_PORT, cidr=args.admin_cidr)
+            # Prometheus and Alertmanager listen on its private address only: nothing reaches it from
+            # outside but the admin's SSH (docs/monitoring.md: an SSH tunnel to their UIs).
+            monitor = self._group("monitoring", "monitoring: scrapes the GPU nodes and the load balancer")
             self._rule(monitor, "internet-out", "-1", None, cidr=INTERNET, egress=True)
             self._admin_ssh(monitor)
-            for port in (*METRICS_PORTS, args.api_port):
+            exporters = ExporterPorts.from_playbooks()
+            for port in (exporters.node, exporters.dcgm, args.api_port):
                 self._rule(cluster, f"metrics-{port}", "tcp", port, source_group=monitor.group.id)
+            if balancer is not None:
+                for port in (exporters.node, exporters.haproxy):
+                    self._rule(balancer, f"metrics-{port}", "tcp", port, source_group=monitor.group.id)
             self.monitoring_group_id = monitor.group.id
         self.register_outputs(
             {

@@ -8,6 +8,8 @@ from collections import Counter
 import pulumi
 import pytest
 import stack as program
+import yaml
+from components.security import MONITORING_VARS
 from efa_layout import interface_layout
 from pulumi_harness import GPU_AMI, FakeAws, changed, mocked, run_example
 from qwen_infra.catalogs import aws_instances
@@ -15,6 +17,7 @@ from qwen_infra.catalogs import aws_instances
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 
 COMMON = {
     "aws:ec2/vpc:Vpc": 1,
@@ -39,15 +42,15 @@ COMMON = {
     "qwen-infra:compute:ServiceHost": 2,
 }
 EXPECTED_COUNTS = {
-    # ssm: cluster self, API from the load balancer, 3 metrics ports, 1 client network on HTTPS and on
-    # HTTP (which only redirects).
-    "qwen3-32b-awq": {**COMMON, INGRESS: 7},
-    # ssh adds port 22 from the admin network on 3 groups, and Grafana from it.
-    "qwen3-32b-h100": {**COMMON, INGRESS: 11},
+    # ssm: cluster self, API from the load balancer, 3 metrics ports on the GPU nodes and 2 on the load
+    # balancer, 1 client network on HTTPS and on HTTP (which only redirects).
+    "qwen3-32b-awq": {**COMMON, INGRESS: 9},
+    # ssh adds port 22 from the admin network on 3 groups.
+    "qwen3-32b-h100": {**COMMON, INGRESS: 12},
     # the model mirror adds the read-only S3 policy.
-    "qwen3-235b-fp8": {**COMMON, INGRESS: 7, "aws:iam/rolePolicy:RolePolicy": 1},
+    "qwen3-235b-fp8": {**COMMON, INGRESS: 9, "aws:iam/rolePolicy:RolePolicy": 1},
     # two GPU nodes (head and worker), each with its Elastic IP.
-    "qwen3-235b-a100": {**COMMON, INGRESS: 7, INSTANCE: 4, "aws:ec2/eip:Eip": 4},
+    "qwen3-235b-a100": {**COMMON, INGRESS: 9, INSTANCE: 4, "aws:ec2/eip:Eip": 4},
 }
 
 
@@ -160,6 +163,39 @@ def test_no_client_network_reaches_a_gpu_node(example):
     client_rules = [r for r in balancer_rules if r.inputs.get("cidrIpv4") in clients]
     assert sorted((r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in client_rules) == sorted(
         (port, cidr) for cidr in clients for port in (80, 443)
+    )
+
+
+def group_id(example, role: str) -> str:
+    """The id the SDK's mocks gave the security group of this role (the harness: "<name>-id")."""
+    (group,) = [r for r in example.of_type(SECURITY_GROUP) if r.name.endswith(f"-{role}")]
+    return f"{group.name}-id"
+
+
+def test_the_monitoring_group_reaches_every_exporter_the_playbooks_start(example):
+    """The ports come from the playbooks' one definition, so the groups open what the hosts listen on."""
+    ports = yaml.safe_load(MONITORING_VARS.read_text())
+    groups = {role: group_id(example, role) for role in ("cluster", "load-balancer", "monitoring")}
+    from_monitoring = {
+        (r.inputs["securityGroupId"], r.inputs["fromPort"])
+        for r in example.of_type(INGRESS)
+        if r.inputs.get("referencedSecurityGroupId") == groups["monitoring"]
+    }
+    assert from_monitoring == {
+        (groups["cluster"], ports["qwen_node_exporter_port"]),
+        (groups["cluster"], ports["qwen_dcgm_exporter_port"]),
+        (groups["cluster"], 8000),
+        (groups["load-balancer"], ports["qwen_node_exporter_port"]),
+        (groups["load-balancer"], ports["qwen_haproxy_metrics_port"]),
+    }
+
+
+def test_nothing_reaches_the_monitoring_host_but_ssh_from_the_admin_network(example):
+    monitoring = group_id(example, "monitoring")
+    rules = [r for r in example.of_type(INGRESS) if r.inputs["securityGroupId"] == monitoring]
+    admin = example.config.get("qwen-infra:adminCidr")
+    assert [(r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in rules] == (
+        [(22, admin)] if example.config.get("qwen-infra:access") == "ssh" else []
     )
 
 
