@@ -341,7 +341,6 @@ def test_several_nodes_are_head_and_workers():
     ("changes", "fake", "message"),
     [
         ({"model": None}, None, "qwen-infra:model is required"),
-        ({"sshKeyName": None, "availabilityZone": None}, None, "availabilityZone is required"),
         ({"instanceType": "p9.huge"}, None, "instance type 'p9.huge' is not in the catalog"),
         (
             {"instanceType": "p5.48xlarge"},
@@ -361,6 +360,18 @@ def test_several_nodes_are_head_and_workers():
             FakeAws(subnet={"availabilityZone": "us-east-1b", "vpcId": "vpc-0abc"}),
             "subnet-0def is in vpc-0abc / us-east-1b",
         ),
+    ],
+    # config.load's refusals (every rule is in test_infra_config) once per kind: a required key, a
+    # hardware key, a network key; the others are the program's own preview-time checks, one each
+    ids=[
+        "config-required-key",
+        "config-instance-type-not-in-catalog",
+        "zone-does-not-offer-the-set-type",
+        "zone-does-not-offer-what-fits",
+        "nothing-fits",
+        "config-admin-port-to-internet",
+        "catalog-disagrees-with-aws",
+        "existing-subnet-in-another-zone",
     ],
 )
 def test_refused_at_preview_before_any_resource(changes, fake, message):
