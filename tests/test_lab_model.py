@@ -63,7 +63,11 @@ def test_tokenizer_knows_the_chat_tokens_and_fits_the_vocabulary(model_dir):
     assert tokenizer.decode(encoded.ids, skip_special_tokens=True) == "user\nHello"
 
 
-@pytest.mark.parametrize("value", [0.0, 1.0, -2.5, 0.015625, 3.0e-3, 65504.0])
+@pytest.mark.parametrize(
+    "value",
+    [0.0, 1.0, -2.5, 3.0e-3, 65504.0],
+    ids=["zero", "exact", "negative", "rounded-up", "rounded-up-into-the-exponent"],
+)
 def test_bf16_conversion_keeps_the_upper_half_of_float32(value):
     bits = np.frombuffer(tiny.to_bf16_bytes(np.array([value], dtype=np.float32)), dtype="<u2")[0]
     restored = np.array([int(bits) << 16], dtype=np.uint32).view(np.float32)[0]
