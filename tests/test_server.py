@@ -54,10 +54,16 @@ def test_the_command_line_names_what_is_served_then_what_differs_from_vllms_defa
         ({"max_model_lenght": 4096}, "max_model_lenght (did you mean max_model_len?)"),
         ({"port": 70000}, "vllm_port must be 1-65535"),
         ({"tensor_parallel_size": 0}, "vllm_tensor_parallel_size must be at least 1"),
-        ({"tensor_parallel_size": "two"}, "vllm_tensor_parallel_size must be a whole number"),
-        ({"tensor_parallel_size": True}, "vllm_tensor_parallel_size must be a whole number"),
+        pytest.param(
+            {"tensor_parallel_size": "two"}, "vllm_tensor_parallel_size must be a whole number", id="int-text"
+        ),
+        pytest.param(
+            {"tensor_parallel_size": True}, "vllm_tensor_parallel_size must be a whole number", id="int-bool"
+        ),
         ({"gpu_memory_utilization": 1.5}, "vllm_gpu_memory_utilization must be in (0, 1]"),
-        ({"gpu_memory_utilization": "nan"}, "vllm_gpu_memory_utilization must be in (0, 1]"),
+        pytest.param(
+            {"gpu_memory_utilization": "nan"}, "vllm_gpu_memory_utilization must be in (0, 1]", id="nan"
+        ),
         ({"kv_cache_dtype": "fp9"}, "vllm_kv_cache_dtype is 'fp9'; vLLM accepts auto, bfloat16, fp8"),
         ({"quantization": "bitsandbytes"}, "vllm_quantization is 'bitsandbytes'"),
         ({"enforce_eager": "maybe"}, "vllm_enforce_eager must be true or false"),
@@ -65,8 +71,12 @@ def test_the_command_line_names_what_is_served_then_what_differs_from_vllms_defa
         ({"max_num_seqs": 512, "max_num_batched_tokens": 256}, "is below vllm_max_num_seqs"),
         ({"extra_args": "--enable-prefix-caching"}, "must be a list, one argv word per item"),
         ({"extra_args": ["--tensor-parallel-size", "2"]}, "set vllm_tensor_parallel_size instead"),
-        ({"extra_args": ["--max_model_len=512"]}, "set vllm_max_model_len instead"),
-        ({"extra_args": ["-q", "awq"]}, "set vllm_quantization instead"),
+        pytest.param(
+            {"extra_args": ["--max_model_len=512"]},
+            "set vllm_max_model_len instead",
+            id="extra-flag-underscored-with-value",
+        ),
+        pytest.param({"extra_args": ["-q", "awq"]}, "set vllm_quantization instead", id="extra-short-flag"),
         ({"extra_args": ["--api-key", "secret"]}, "never its command line"),
         ({"model": ""}, "vllm_model is required"),
     ],
