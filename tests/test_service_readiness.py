@@ -51,7 +51,8 @@ def test_models_verdict(status, body, verdict, words):
         (200, {"choices": [{"text": "x"}]}, ready.READY),
         (200, {"choices": []}, ready.FAILED),
         (500, None, ready.FAILED),
-        (None, None, ready.FAILED),
+        # no answer fails here, where /v1/models already answered (models_verdict waits on it)
+        pytest.param(None, None, ready.FAILED, id="no-answer"),
     ],
 )
 def test_completion_verdict(status, body, verdict):
