@@ -62,6 +62,7 @@ def test_synthetic_prompts_differ_and_datasets_are_replayed(tmp_path):
     ("line", "message"),
     [("not json", "must be a JSON object with a prompt"), ('{"text": "x"}', "must be a JSON object"),
      ('{"prompt": "x", "output_tokens": 0}', "output_tokens below 1")],
+    ids=["not-json", "no-prompt", "output-tokens-below-1"],
 )  # fmt: skip
 def test_bad_datasets_are_refused_with_the_line(tmp_path, line, message):
     dataset = tmp_path / "bad.jsonl"
