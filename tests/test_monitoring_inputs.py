@@ -2,6 +2,7 @@
 never printing a webhook URL. Runs the real playbook against local hosts (the validate plays only read
 variables)."""
 
+import datetime
 import os
 import subprocess
 import sys
@@ -9,6 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.paths import REPO
 
@@ -16,12 +21,40 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
 
 
-def validate(tmp_path, monitoring=None, address="10.0.0.6"):
+@pytest.fixture(scope="module")
+def journal_ca():
+    """A real CA certificate and key (PEM), as the site's journal CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test journal CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return {
+        "qwen_journal_ca_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        "qwen_journal_ca_private_key": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    }
+
+
+@pytest.fixture
+def validate(tmp_path, journal_ca):
+    return lambda monitoring=None, address="10.0.0.6", site=journal_ca: run_validate(
+        tmp_path, monitoring, address, site
+    )
+
+
+def run_validate(tmp_path, monitoring, address, site):
     """A site of one monitoring host and one other host, both this machine (connection local)."""
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     document = {
         "all": {
-            "vars": {"qwen_infra_strict": True},
+            "vars": {"qwen_infra_strict": True, **site},
             "children": {
                 "monitoring": {
                     "hosts": {"mon1": {**local, "qwen_private_address": address, **(monitoring or {})}}
@@ -39,13 +72,13 @@ def validate(tmp_path, monitoring=None, address="10.0.0.6"):
     return done.returncode, done.stdout + done.stderr
 
 
-def test_good_inputs_pass(tmp_path):
+def test_good_inputs_pass(validate):
     email = {
         "prometheus_server_alert_email_to": ["oncall@example.com"],
         "prometheus_server_alert_email_from": "am@example.com",
         "prometheus_server_alert_smtp_smarthost": "smtp.example.com:587",
     }
-    rc, output = validate(tmp_path, email)
+    rc, output = validate(email)
     assert rc == 0, output
 
 
@@ -61,25 +94,43 @@ def test_good_inputs_pass(tmp_path):
         ),
         # A misspelt variable would be ignored silently: the inventory is strict, so it is refused.
         ({"prometheus_server_retention_tme": "30d"}, "prometheus_server_retention_tme"),
+        ({"journal_remote_max_use": "10 gigs"}, "journal_remote_max_use a size such as 10G"),
     ],
-    ids=["size", "duration", "ratio", "email", "typo"],
+    ids=["size", "duration", "ratio", "email", "typo", "journal-size"],
 )
-def test_bad_inputs_are_refused_with_what_to_fix(tmp_path, monitoring, expected):
-    rc, output = validate(tmp_path, monitoring)
+def test_bad_inputs_are_refused_with_what_to_fix(validate, monitoring, expected):
+    rc, output = validate(monitoring)
     assert rc != 0
     assert expected in output
 
 
-def test_a_wildcard_address_is_refused_for_every_listener(tmp_path):
-    rc, output = validate(tmp_path, address="0.0.0.0")  # noqa: S104 - the refused input
+def test_a_wildcard_address_is_refused_for_every_listener(validate):
+    rc, output = validate(address="0.0.0.0")  # noqa: S104 - the refused input
     assert rc != 0
     assert "node_exporter on mon1 must listen on one address" in output
 
 
-def test_a_bad_webhook_is_refused_without_printing_it(tmp_path):
-    rc, output = validate(
-        tmp_path, {"prometheus_server_alert_webhook_urls": ["hooks.example.com/T0KEN-s3cret"]}
-    )
+def test_a_bad_webhook_is_refused_without_printing_it(validate):
+    rc, output = validate({"prometheus_server_alert_webhook_urls": ["hooks.example.com/T0KEN-s3cret"]})
     assert rc != 0
     assert "prometheus_server_alert_webhook_urls" in output
     assert "T0KEN-s3cret" not in output
+
+
+def test_journal_forwarding_without_its_ca_is_refused_with_the_way_out(validate):
+    rc, output = validate(site={})
+    assert rc != 0
+    assert "qwen_journal_ca_certificate, qwen_journal_ca_private_key" in output
+    assert "qwen_journal_forwarding: false" in output
+
+
+def test_journal_forwarding_turned_off_needs_no_ca(validate):
+    rc, output = validate(site={"qwen_journal_forwarding": False})
+    assert rc == 0, output
+
+
+def test_the_journal_cas_key_is_never_printed(validate, journal_ca):
+    rc, output = validate(site={**journal_ca, "qwen_journal_ca_certificate": "not a certificate"})
+    assert rc != 0
+    key_body = journal_ca["qwen_journal_ca_private_key"].splitlines()[1]
+    assert key_body not in output

@@ -1,13 +1,15 @@
 """Verify the monitoring stage from this machine and from the scenario's hosts: Prometheus scrapes every
 target the inventory names (the vLLM stand-in only with its key), the rules are loaded, the key is
 readable by Prometheus only, the exporters admit the monitoring host alone, and an alert fires and
-resolves at the lab's receiver when the serving host's vLLM stops and starts again."""
+resolves at the lab's receiver when the serving host's vLLM stops and starts again; Prometheus and
+Alertmanager answer the monitoring host alone; every host's journal arrives at the monitoring host over
+mutual TLS, and a sender without a certificate from the CA is refused."""
 
 import json
+import socket
 import subprocess
 import time
 import urllib.parse
-import urllib.request
 
 import pytest
 import testinfra
@@ -46,10 +48,13 @@ def address(name):
 
 
 def api(path, **query):
-    """Prometheus's HTTP API, from this machine at the monitoring host's address."""
-    url = f"http://{address(PROM)}:9090{path}" + ("?" + urllib.parse.urlencode(query) if query else "")
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)["data"]
+    """Prometheus's HTTP API at its private address, from the monitoring host itself (where an
+    operator's SSH tunnel arrives: its firewall admits no one else)."""
+    url = f"http://{PROM}:9090{path}" + ("?" + urllib.parse.urlencode(query) if query else "")
+    return json.loads(docker(PROM).check_output("python3 -c %s %s", FETCH, url))["data"]
+
+
+FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=10).read().decode())"
 
 
 def received():
@@ -164,6 +169,16 @@ def test_only_the_monitoring_host_reaches_the_exporters(target, port):
         assert probe(source, target, port) == "ConnectionRefusedError", f"{source} -> {target}:{port}"
 
 
+@pytest.mark.parametrize("port", [9090, 9093])
+def test_prometheus_and_alertmanager_admit_the_monitoring_host_alone(port):
+    """They answer without authentication: no other host, and not this machine, reaches them."""
+    assert probe(PROM, PROM, port) == "open"
+    for source in (NODE, LB):
+        assert probe(source, PROM, port) == "ConnectionRefusedError", f"{source} -> {PROM}:{port}"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((address(PROM), port), timeout=5).close()
+
+
 @pytest.mark.parametrize("host", [NODE, LB, PROM])
 def test_node_exporter_listens_on_the_private_address_only(host):
     lines = docker(host).check_output("ss -ltnH 'sport = :9100'").splitlines()
@@ -192,3 +207,68 @@ def test_an_alert_fires_and_resolves_at_the_receiver_when_vllm_stops_and_starts(
                  and any(a["labels"]["alertname"] == "QwenVllmServerDown" for a in n["alerts"])],
         120, "QwenVllmServerDown resolved at the receiver",
     )  # fmt: skip
+
+
+# Runs on a host: a TLS connection to the journal receiver, with this host's certificate or without one,
+# and the first line of the answer to a request (or what ended it).
+JOURNAL_PROBE = """
+import socket, ssl, sys
+host, port, with_certificate = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "yes"
+context = ssl.create_default_context(cafile="/etc/qwen-infra/journal/ca.pem")
+if with_certificate:
+    context.load_cert_chain("/etc/qwen-infra/journal/host.pem", "/etc/qwen-infra/journal/host.key")
+try:
+    with socket.create_connection((host, port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+            answer = tls.recv(200)
+    print(answer.split(b"\\r\\n")[0].decode() if answer else "closed")
+except OSError as error:
+    print(type(error).__name__)
+"""
+
+
+def remote_journal(*args):
+    """Entries of the journals the monitoring host received, as JSON objects."""
+    lines = docker(PROM).check_output(
+        "journalctl --directory=/var/log/journal/remote --no-pager -o json " + " ".join(args)
+    )
+    return [json.loads(line) for line in lines.splitlines()]
+
+
+@pytest.mark.parametrize("host", [NODE, LB])
+def test_each_hosts_journal_arrives_at_the_monitoring_host_under_its_name(host):
+    token = f"qwen-journal-test-{time.time_ns()}"
+    docker(host).check_output(f"logger -t qwen-journal-test {token}")
+    found = wait_for(
+        lambda: [e for e in remote_journal("-t qwen-journal-test") if e["MESSAGE"] == token],
+        60, f"{token} from {host} on {PROM}",
+    )  # fmt: skip
+    assert [e["_HOSTNAME"] for e in found] == [host]
+
+
+def test_a_sender_without_a_certificate_from_the_ca_is_refused():
+    """The same host, the same CA: with its certificate the receiver answers HTTP, without one it does not."""
+    probe_journal = "python3 -c %s %s 19532 %s"
+    assert docker(LB).check_output(probe_journal, JOURNAL_PROBE, PROM, "yes").startswith("HTTP/1.1 ")
+    refused = docker(LB).check_output(probe_journal, JOURNAL_PROBE, PROM, "no")
+    assert not refused.startswith("HTTP/"), refused
+
+
+def test_the_journal_receiver_listens_on_its_private_address_only():
+    lines = docker(PROM).check_output("ss -ltnH 'sport = :19532'").splitlines()
+    assert [line.split()[3] for line in lines] == [f"{address(PROM)}:19532"]
+
+
+@pytest.mark.parametrize("host", [NODE, LB, PROM])
+def test_each_hosts_journal_key_is_roots_alone(host):
+    key = docker(host).file("/etc/qwen-infra/journal/host.key")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+
+
+def test_the_received_journals_are_vacuumed_on_a_timer():
+    prom = docker(PROM)
+    assert prom.service("qwen-journal-remote-vacuum.timer").is_enabled
+    assert prom.service("qwen-journal-remote-vacuum.timer").is_running
+    prom.check_output("systemctl start qwen-journal-remote-vacuum.service")
+    assert prom.check_output("systemctl show -P Result qwen-journal-remote-vacuum.service") == "success"
