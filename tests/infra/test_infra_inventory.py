@@ -150,11 +150,18 @@ def self_signed_pem(name: str) -> tuple[str, str]:
 
 def test_site_preflight_accepts_it(tmp_path, outputs):
     """playbooks/validate.yml, site.yml's first stage, passes with the generated inventory, an API key
-    in vault.yml and the front door's certificate, key and one client in the load balancers' vault.yml
-    (encrypted here under a test vault id, given the way prod's is)."""
+    in vault.yml, the front door's certificate, key and one client in the load balancers' vault.yml and
+    the journal CA in all's (encrypted here under a test vault id, given the way prod's is)."""
     directory = write_inventory(tmp_path, outputs)
     (directory / "group_vars" / "vllm_servers" / "vault.yml").write_text(
         "---\n" + vault_string("vllm_api_key", "k" * 32)
+    )
+    journal_ca, journal_ca_key = self_signed_pem("qwen-infra journal CA")
+    (directory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+    (directory / "group_vars" / "all" / "vault.yml").write_text(
+        "---\n"
+        + yaml.safe_dump({"qwen_journal_ca_certificate": journal_ca})
+        + vault_string("qwen_journal_ca_private_key", journal_ca_key)
     )
     certificate, private_key = self_signed_pem("qwen.example.com")
     model = outputs["serving"]["model_name"]
