@@ -2,7 +2,6 @@
 never printing a key. Runs the real playbook against an inventory of local hosts (nothing is changed on
 them: the validate play only reads variables and, on the controller, the certificate)."""
 
-import datetime
 import functools
 import os
 import subprocess
@@ -11,12 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.paths import REPO
+from tests.tls import self_signed_pem
 
 BIN = Path(sys.executable).parent
 # ansible.cfg loads no vault password: the lab's is given the way an operator gives prod's.
@@ -59,27 +55,7 @@ yaml.SafeDumper.add_representer(
 )
 
 
-def certificate(name="qwen.example.com", days=1):
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=3))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key.decode()
-
-
-CERT, CERT_KEY = certificate()
+CERT, CERT_KEY = self_signed_pem()
 
 
 def client(name, **changes):
@@ -187,7 +163,7 @@ def test_good_inputs_pass(tmp_path):
             "client alice: the key is a backend key (vllm_api_key)",
         ),
         ({"server": {"vllm_host": "0.0.0.0"}}, "vLLM on srv1 listens on every address"),  # noqa: S104
-        ({"lb": {"front_door_tls_private_key": Vaulted(certificate()[1])}}, "is not the key of"),
+        ({"lb": {"front_door_tls_private_key": Vaulted(self_signed_pem()[1])}}, "is not the key of"),
         ({"lb": {"front_door_tls_private_key": CERT_KEY}}, "front_door_tls_private_key is in plain text"),
         (
             {"lb": {"front_door_tls_certificate": ""}},
@@ -209,7 +185,7 @@ def test_bad_inputs_are_refused_with_what_to_fix(tmp_path, case, expected):
 
 
 def test_an_expired_certificate_is_refused(tmp_path):
-    cert, key = certificate(days=-1)
+    cert, key = self_signed_pem(days=-1)
     rc, output = validate(
         inventory(
             tmp_path, lb={"front_door_tls_certificate": cert, "front_door_tls_private_key": Vaulted(key)}

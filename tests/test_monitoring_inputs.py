@@ -2,7 +2,6 @@
 never printing a webhook URL. Runs the real playbook against local hosts (the validate plays only read
 variables)."""
 
-import datetime
 import os
 import subprocess
 import sys
@@ -10,12 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.paths import REPO
+from tests.tls import self_signed_pem
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
@@ -23,23 +19,9 @@ ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
 
 @pytest.fixture(scope="module")
 def journal_ca():
-    """A real CA certificate and key (PEM), as the site's journal CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test journal CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return {
-        "qwen_journal_ca_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        "qwen_journal_ca_private_key": key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode(),
-    }
+    """A real certificate and key (PEM), as the site's journal CA."""
+    certificate, key = self_signed_pem("test journal CA")
+    return {"qwen_journal_ca_certificate": certificate, "qwen_journal_ca_private_key": key}
 
 
 @pytest.fixture

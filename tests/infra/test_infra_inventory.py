@@ -2,7 +2,6 @@
 ansible-inventory accepts and site.yml's first stage (playbooks/validate.yml) passes."""
 
 import copy
-import datetime
 import json
 import os
 import shutil
@@ -13,11 +12,9 @@ from pathlib import Path
 import inventory
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pulumi_harness import INFRA
+
+from tests.tls import self_signed_pem
 
 REPO = INFRA.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "stack-output-qwen3-32b-awq.json"
@@ -125,27 +122,6 @@ def vault_string(name: str, secret: str) -> str:
         [BIN / "ansible-vault", "encrypt_string", "--encrypt-vault-id", "test", "--name", name, secret],
         env=ANSIBLE_ENV, cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-
-
-def self_signed_pem(name: str) -> tuple[str, str]:
-    """(certificate, private key) in PEM for `name`, valid for a day."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
 
 def test_site_preflight_accepts_it(tmp_path, outputs):
