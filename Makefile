@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # The lab's own vault password (committed on purpose, lab only); never loaded for other inventories.
 LAB_VAULT := --vault-id lab@inventories/lab/vault-password.txt
 
-.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-down bench-converge test lint unit molecule collection clean
+.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-dashboards lab-down bench-converge test lint unit molecule collection clean
 
 help:
 	@echo "make lab    set up, bring up the lab and deploy (see README)"
@@ -50,7 +50,7 @@ $(LAB_MODEL)/config.json: module_utils/qwen_infra/lab_model.py | $(BIN)/.install
 # --- the lab --------------------------------------------------------------------------------------------
 lab: setup $(LAB_MODEL)/config.json
 	bash lab/wheelhouse.sh --full $(WHEELHOUSE)
-	$(MAKE) --no-print-directory lab-up lab-deploy lab-smoke
+	$(MAKE) --no-print-directory lab-up lab-deploy lab-smoke lab-dashboards
 
 lab-up:
 	$(BIN)/ansible-playbook lab/up.yml -i inventories/lab
@@ -60,6 +60,10 @@ lab-deploy:
 
 lab-smoke:
 	$(BIN)/ansible-playbook playbooks/smoke.yml -i inventories/lab $(LAB_VAULT)
+
+# A load run through the front door, then every dashboard panel's query must return data from Prometheus.
+lab-dashboards:
+	$(BIN)/ansible-playbook playbooks/check_dashboards.yml -i inventories/lab $(LAB_VAULT)
 
 lab-down:
 	$(BIN)/ansible-playbook lab/down.yml -i inventories/lab

@@ -1,6 +1,6 @@
 """playbooks/validate.yml refuses bad monitoring inputs before any host changes, naming what to fix and
-never printing a webhook URL. Runs the real playbook against local hosts (the validate plays only read
-variables)."""
+never printing a webhook URL, a key or a password. Runs the real playbook against local hosts (the
+validate plays only read variables)."""
 
 import os
 import subprocess
@@ -24,9 +24,18 @@ def journal_ca():
     return {"qwen_journal_ca_certificate": certificate, "qwen_journal_ca_private_key": key}
 
 
+GRAFANA_PASSWORD = "grafana-admin-Pa55word"  # noqa: S105 - a test input, checked never to be printed
+
+
 @pytest.fixture
-def validate(tmp_path, journal_ca):
-    return lambda monitoring=None, address="10.0.0.6", site=journal_ca: run_validate(
+def site(journal_ca):
+    """What a site with monitoring hosts sets: the journal CA and Grafana's administrator password."""
+    return {**journal_ca, "qwen_grafana_admin_password": GRAFANA_PASSWORD}
+
+
+@pytest.fixture
+def validate(tmp_path, site):
+    return lambda monitoring=None, address="10.0.0.6", site=site: run_validate(
         tmp_path, monitoring, address, site
     )
 
@@ -99,20 +108,45 @@ def test_a_bad_webhook_is_refused_without_printing_it(validate):
     assert "T0KEN-s3cret" not in output
 
 
-def test_journal_forwarding_without_its_ca_is_refused_with_the_way_out(validate):
-    rc, output = validate(site={})
+def test_journal_forwarding_without_its_ca_is_refused_with_the_way_out(validate, site):
+    rc, output = validate(site={"qwen_grafana_admin_password": site["qwen_grafana_admin_password"]})
     assert rc != 0
     assert "qwen_journal_ca_certificate, qwen_journal_ca_private_key" in output
     assert "qwen_journal_forwarding: false" in output
 
 
-def test_journal_forwarding_turned_off_needs_no_ca(validate):
-    rc, output = validate(site={"qwen_journal_forwarding": False})
+def test_journal_forwarding_turned_off_needs_no_ca(validate, site):
+    rc, output = validate(site={**site, "qwen_journal_forwarding": False})
     assert rc == 0, output
 
 
-def test_the_journal_cas_key_is_never_printed(validate, journal_ca):
-    rc, output = validate(site={**journal_ca, "qwen_journal_ca_certificate": "not a certificate"})
+def test_the_journal_cas_key_is_never_printed(validate, site, journal_ca):
+    rc, output = validate(site={**site, "qwen_journal_ca_certificate": "not a certificate"})
     assert rc != 0
     key_body = journal_ca["qwen_journal_ca_private_key"].splitlines()[1]
     assert key_body not in output
+
+
+def test_grafana_without_a_password_is_refused_with_the_way_out(validate, journal_ca):
+    rc, output = validate(site=journal_ca)
+    assert rc != 0
+    assert "qwen_grafana_admin_password" in output
+    assert "qwen_grafana: false" in output
+
+
+def test_grafana_turned_off_needs_no_password(validate, journal_ca):
+    rc, output = validate(site={**journal_ca, "qwen_grafana": False})
+    assert rc == 0, output
+
+
+def test_a_short_grafana_password_is_refused_without_printing_it(validate, journal_ca):
+    rc, output = validate(site={**journal_ca, "qwen_grafana_admin_password": "Sh0rt-pw"})
+    assert rc != 0
+    assert "at least 12 characters" in output
+    assert "Sh0rt-pw" not in output
+
+
+def test_grafana_from_a_mirror_needs_a_well_formed_key_checksum(validate):
+    rc, output = validate({"grafana_apt_key_checksum": "md5:0123"})
+    assert rc != 0
+    assert "grafana_apt_key_checksum empty or sha256:<64 hex digits>" in output
