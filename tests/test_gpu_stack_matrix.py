@@ -47,6 +47,35 @@ def problems(matrix: dict) -> list[str]:
             found.append(f"{name}: unknown OS {sorted(set(stack['os']) - set(matrix['os']))}")
         if not name.startswith(f"r{branch}-cuda{stack['cuda']}"):
             found.append(f"{name}: the name does not say r{branch}-cuda{stack['cuda']}")
+        found += dcgm_problems(matrix, name, stack)
+    return found
+
+
+def dcgm_problems(matrix: dict, name: str, stack: dict) -> list[str]:
+    """The stack's DCGM against NVIDIA's pairing, its CUDA major and its driver branch.
+
+    The same rules the dcgm_exporter role's input checks assert (tasks/validate_inputs.yml).
+    """
+    dcgm = re.fullmatch(r"1:(\d+\.\d+\.\d+)-1", str(stack["dcgm_version"]))
+    exporter = re.fullmatch(r"(\d+\.\d+\.\d+)-1", str(stack["dcgm_exporter_version"]))
+    if not dcgm:
+        return [f"{name}: DCGM version {stack['dcgm_version']!r} is not 1:X.Y.Z-1"]
+    if not exporter:
+        return [f"{name}: exporter version {stack['dcgm_exporter_version']!r} is not X.Y.Z-1"]
+    release = matrix["dcgm_releases"].get(dcgm.group(1))
+    if release is None:
+        return [f"{name}: DCGM {dcgm.group(1)} is not in dcgm_releases"]
+    found = []
+    if str(release["exporter"]) != exporter.group(1):
+        found.append(
+            f"{name}: exporter {exporter.group(1)} is not the one paired with DCGM {dcgm.group(1)}"
+            f" ({release['exporter']})"
+        )
+    cuda_major = int(stack["cuda"].split(".")[0])
+    if cuda_major not in release["cuda_majors"]:
+        found.append(f"{name}: DCGM {dcgm.group(1)} has no package for CUDA {cuda_major}")
+    if stack["driver_branch"] < release["min_branch"]:
+        found.append(f"{name}: DCGM {dcgm.group(1)} needs driver branch {release['min_branch']} or newer")
     return found
 
 
@@ -98,6 +127,26 @@ def mutated(stack: str, **changes) -> dict:
 )
 def test_a_broken_stack_is_refused(changes, expected):
     found = problems(mutated("r580-cuda12.9", **changes))
+    assert any(expected in message for message in found), found
+
+
+@pytest.mark.parametrize(
+    ("changes", "release", "expected"),
+    [
+        # 4.9.0 is paired with DCGM 4.7.0 (and renames the default metrics): not with 4.6.0.
+        ({"dcgm_exporter_version": "4.9.0-1"}, None, "is not the one paired with DCGM 4.6.0"),
+        ({"dcgm_version": "1:4.7.0-1"}, None, "DCGM 4.7.0 is not in dcgm_releases"),
+        ({"dcgm_version": "4.6.0-1"}, None, "is not 1:X.Y.Z-1"),
+        ({"dcgm_exporter_version": "4.6.0-4.8.3"}, None, "is not X.Y.Z-1"),
+        ({}, {"cuda_majors": [11, 13]}, "has no package for CUDA 12"),
+        ({}, {"min_branch": 590}, "needs driver branch 590 or newer"),
+    ],
+)
+def test_a_bad_dcgm_pairing_is_refused(changes, release, expected):
+    matrix = mutated("r580-cuda12.9", **changes)
+    if release:
+        matrix["dcgm_releases"]["4.6.0"].update(release)
+    found = problems(matrix)
     assert any(expected in message for message in found), found
 
 
