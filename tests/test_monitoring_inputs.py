@@ -108,15 +108,30 @@ def test_a_bad_webhook_is_refused_without_printing_it(validate):
     assert "T0KEN-s3cret" not in output
 
 
-def test_journal_forwarding_without_its_ca_is_refused_with_the_way_out(validate, site):
-    rc, output = validate(site={"qwen_grafana_admin_password": site["qwen_grafana_admin_password"]})
+# What a site with monitoring hosts may leave out: the secrets, what the refusal names, and the switch
+# that makes them unneeded.
+OPTIONAL_PARTS = {
+    "journal": (
+        ("qwen_journal_ca_certificate", "qwen_journal_ca_private_key"),
+        "qwen_journal_ca_certificate, qwen_journal_ca_private_key",
+        "qwen_journal_forwarding",
+    ),
+    "grafana": (("qwen_grafana_admin_password",), "qwen_grafana_admin_password", "qwen_grafana"),
+}
+
+
+@pytest.mark.parametrize(("left_out", "named", "switch"), OPTIONAL_PARTS.values(), ids=list(OPTIONAL_PARTS))
+def test_a_part_without_its_secret_is_refused_with_the_way_out(validate, site, left_out, named, switch):
+    rc, output = validate(site={name: value for name, value in site.items() if name not in left_out})
     assert rc != 0
-    assert "qwen_journal_ca_certificate, qwen_journal_ca_private_key" in output
-    assert "qwen_journal_forwarding: false" in output
+    assert named in output
+    assert f"{switch}: false" in output
 
 
-def test_journal_forwarding_turned_off_needs_no_ca(validate, site):
-    rc, output = validate(site={**site, "qwen_journal_forwarding": False})
+@pytest.mark.parametrize(("left_out", "named", "switch"), OPTIONAL_PARTS.values(), ids=list(OPTIONAL_PARTS))
+def test_a_part_turned_off_needs_no_secret(validate, site, left_out, named, switch):
+    kept = {name: value for name, value in site.items() if name not in left_out}
+    rc, output = validate(site={**kept, switch: False})
     assert rc == 0, output
 
 
@@ -125,18 +140,6 @@ def test_the_journal_cas_key_is_never_printed(validate, site, journal_ca):
     assert rc != 0
     key_body = journal_ca["qwen_journal_ca_private_key"].splitlines()[1]
     assert key_body not in output
-
-
-def test_grafana_without_a_password_is_refused_with_the_way_out(validate, journal_ca):
-    rc, output = validate(site=journal_ca)
-    assert rc != 0
-    assert "qwen_grafana_admin_password" in output
-    assert "qwen_grafana: false" in output
-
-
-def test_grafana_turned_off_needs_no_password(validate, journal_ca):
-    rc, output = validate(site={**journal_ca, "qwen_grafana": False})
-    assert rc == 0, output
 
 
 def test_a_short_grafana_password_is_refused_without_printing_it(validate, journal_ca):
