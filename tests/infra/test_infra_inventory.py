@@ -127,7 +127,8 @@ def vault_string(name: str, secret: str) -> str:
 def test_site_preflight_accepts_it(tmp_path, outputs):
     """playbooks/validate.yml, site.yml's first stage, passes with the generated inventory, an API key
     in vault.yml, the front door's certificate, key and one client in the load balancers' vault.yml and
-    the journal CA in all's (encrypted here under a test vault id, given the way prod's is)."""
+    the journal CA in all's and Grafana's administrator password in the monitoring hosts' (encrypted here
+    under a test vault id, given the way prod's is)."""
     directory = write_inventory(tmp_path, outputs)
     (directory / "group_vars" / "vllm_servers" / "vault.yml").write_text(
         "---\n" + vault_string("vllm_api_key", "k" * 32)
@@ -138,6 +139,10 @@ def test_site_preflight_accepts_it(tmp_path, outputs):
         "---\n"
         + yaml.safe_dump({"qwen_journal_ca_certificate": journal_ca})
         + vault_string("qwen_journal_ca_private_key", journal_ca_key)
+    )
+    (directory / "group_vars" / "monitoring").mkdir(parents=True, exist_ok=True)
+    (directory / "group_vars" / "monitoring" / "vault.yml").write_text(
+        "---\n" + vault_string("qwen_grafana_admin_password", "g" * 16)
     )
     certificate, private_key = self_signed_pem("qwen.example.com")
     model = outputs["serving"]["model_name"]
