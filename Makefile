@@ -86,8 +86,9 @@ lint:
 	$(BIN)/ansible-lint --offline --profile production
 	$(BIN)/mypy
 
+# One worker per core (pytest-xdist): 484 s on one core, 321 s on two, same 1056 tests (docs/testing.md).
 unit:
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 molecule:
 	$(BIN)/molecule test --all
