@@ -28,13 +28,6 @@ def load(path):
     return json.loads(path.read_text())
 
 
-def all_panels(dashboard):
-    panels = list(dashboard["panels"])
-    for panel in dashboard["panels"]:
-        panels += panel.get("panels", [])
-    return panels
-
-
 def test_there_is_a_service_and_a_host_dashboard():
     assert {load(path)["uid"] for path in DASHBOARDS} == {"qwen-infra-service", "qwen-infra-host"}
 
@@ -43,7 +36,7 @@ def test_there_is_a_service_and_a_host_dashboard():
 def test_every_panel_reads_the_provisioned_data_source(path, tmp_path):
     rendered = render_role_template("grafana", "datasource.yml.j2", tmp_path / "datasource.yml")
     (source,) = yaml.safe_load(rendered.read_text())["datasources"]
-    panels = all_panels(load(path))
+    panels = check_dashboards.all_panels(load(path))
     assert len({panel["id"] for panel in panels}) == len(panels), "panel ids repeat"
     for panel in panels:
         for item in [panel, *panel["targets"]]:
@@ -92,7 +85,7 @@ def test_the_alerts_the_panels_name_exist():
     alerts = set(re.findall(r"^\s*- alert: (\w+)$", RULES_TEMPLATE.read_text(), re.MULTILINE))
     named = set()
     for path in DASHBOARDS:
-        for panel in all_panels(load(path)):
+        for panel in check_dashboards.all_panels(load(path)):
             named |= set(re.findall(r"\bQwen[A-Z]\w+", panel["description"]))
     assert named, "no panel says which alert watches it"
     assert named - alerts == set()

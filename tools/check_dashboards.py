@@ -45,20 +45,26 @@ class PanelQuery:
         return f"{self.dashboard} / {self.panel} / {self.ref_id}"
 
 
-def panel_queries(dashboard: dict) -> list[PanelQuery]:
-    """Every Prometheus query of every panel, rows' nested panels included."""
-    title = dashboard.get("title", dashboard.get("uid", "?"))
+def all_panels(dashboard: dict) -> list[dict]:
+    """Every panel, rows' nested panels included."""
     found = []
-    panels = list(dashboard.get("panels", []))
-    while panels:
-        panel = panels.pop(0)
-        panels.extend(panel.get("panels", []))
-        for target in panel.get("targets", []):
-            if target.get("expr"):
-                found.append(
-                    PanelQuery(title, panel.get("title", "?"), target.get("refId", "?"), target["expr"])
-                )
+    waiting = list(dashboard.get("panels", []))
+    while waiting:
+        panel = waiting.pop(0)
+        waiting.extend(panel.get("panels", []))
+        found.append(panel)
     return found
+
+
+def panel_queries(dashboard: dict) -> list[PanelQuery]:
+    """Every Prometheus query of every panel."""
+    title = dashboard.get("title", dashboard.get("uid", "?"))
+    return [
+        PanelQuery(title, panel.get("title", "?"), target.get("refId", "?"), target["expr"])
+        for panel in all_panels(dashboard)
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
 
 
 def instantiate(expr: str, rate_interval: str) -> str:
