@@ -96,10 +96,10 @@ unit:
 MOLECULE_OPT_IN := multinode
 MOLECULE_SCENARIOS := $(filter-out $(MOLECULE_OPT_IN),$(sort $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml))))))
 molecule:
-	for scenario in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$scenario || exit 1; done
+	bash tools/molecule_each.sh $(MOLECULE_SCENARIOS)
 
 molecule-opt-in:
-	for scenario in $(MOLECULE_OPT_IN); do $(BIN)/molecule test -s $$scenario || exit 1; done
+	bash tools/molecule_each.sh $(MOLECULE_OPT_IN)
 
 # --- the qwen.infra collection, built from roles/, library/, module_utils/ (docs/collection.md) ---------
 collection: $(BIN)/.installed

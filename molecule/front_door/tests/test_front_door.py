@@ -200,6 +200,17 @@ def stats():
     return [dict(zip(header, row, strict=False)) for row in rows]
 
 
+def wait_until_queued(model, timeout=30.0):
+    """Until HAProxy holds a request for `model` in a queue (its backend's or a server's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        queued = sum(int(row["qcur"] or 0) for row in stats() if row["pxname"].endswith("_" + model))
+        if queued or time.monotonic() > deadline:
+            assert queued, f"no request for {model} waited at the front door within {timeout} s"
+            return
+        time.sleep(0.2)
+
+
 # --- the way in -------------------------------------------------------------------------------------
 
 
@@ -503,6 +514,9 @@ def test_requests_beyond_a_servers_limit_wait_at_the_front_door(base_url, secret
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         with held_stream(slow_reader(base_url, secrets["clients"]["full"]), MODEL_B):
             waiting = pool.submit(chat, full, MODEL_B)
+            # Timed from when HAProxy queued it: the client's TLS handshake may take a while on a
+            # loaded machine, and the lower bound below is HAProxy's measure of the wait.
+            wait_until_queued(MODEL_B)
             time.sleep(1.5)  # well within the wait the front door allows
             assert not waiting.done(), "the second request did not wait for B's only slot"
         line = audit_line(waiting.result().headers["x-request-id"])
