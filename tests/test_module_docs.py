@@ -41,7 +41,7 @@ def ansible_doc(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_module_is_covered():
-    assert MODULES == ["gpu_facts", "model_fetch", "vllm_ready", "vram_check"]
+    assert MODULES == ["gpu_facts", "model_fetch", "unit_sandbox", "vllm_ready", "vram_check"]
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +112,14 @@ def test_returned_keys_are_documented(tmp_path):
     model.mkdir()
     (model / "config.json").write_text(json.dumps(catalog_config("Qwen/Qwen3-0.6B")))
     server = {"model": str(model), "served_model_name": "qwen3"}
+    nccl_env = tmp_path / "nccl.env"
+    nccl_env.write_text("NCCL_IB_HCA=mlx5_0:1\nQWEN_INFRA_FABRIC=infiniband\n")
     runs = {
         "gpu_facts": [run_ansible_module(tmp_path, "gpu_facts", "profile=dev-h100-1")],
+        "unit_sandbox": [
+            run_ansible_module(tmp_path, "unit_sandbox", f"device=cuda nccl_env_file={nccl_env}"),
+            run_ansible_module(tmp_path, "unit_sandbox", "device=cpu fabric=none"),
+        ],
         "vram_check": [
             run_ansible_module(
                 tmp_path, "vram_check", json.dumps({"server": server, "gpu_memory_bytes": 24 << 30})
@@ -139,6 +145,13 @@ def test_returned_keys_are_documented(tmp_path):
     }
     assert runs["vram_check"][0]["checked"] is True and runs["vram_check"][1]["checked"] is False
     assert "expected" in runs["gpu_facts"][0]
+    assert runs["unit_sandbox"][0]["fabric"] == "infiniband" and runs["unit_sandbox"][0]["nccl_networks"] == [
+        "IB"
+    ]
+    assert (
+        runs["unit_sandbox"][1]["rdma_devices"] == []
+        and ["PrivateDevices", "yes"] in runs["unit_sandbox"][1]["properties"]
+    )
     for module, results in runs.items():
         for result in results:
             assert_return_documented(module, result)

@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from qwen_infra import unit_sandbox
 from qwen_infra.gpu_host import read_infiniband
 
 ROLE = Path(__file__).resolve().parent.parent / "roles" / "nccl_fabric"
@@ -170,13 +171,13 @@ def test_templates_write_one_key_value_line_per_setting(template, part):
 
 
 def test_the_vllm_unit_knows_every_fabric_this_role_records():
-    """The vllm role reads QWEN_INFRA_FABRIC from nccl.env to choose the unit's RDMA devices: it must
-    have an entry for every profile this role can write (and for none, where the role did not run)."""
-    vllm_vars = yaml.safe_load((ROLE.parent / "vllm" / "vars" / "main.yml").read_text())
-    assert set(vllm_vars["_vllm_rdma_devices_by_fabric"]) == {*filters.PROFILES, "none"}
+    """The unit_sandbox module reads QWEN_INFRA_FABRIC from nccl.env to choose the unit's RDMA devices: it
+    must have an entry for every profile this role can write (and for none, where the role did not run)."""
+    assert set(unit_sandbox.RDMA_DEVICES_BY_FABRIC) == {*filters.PROFILES, "none"}
+    assert set(unit_sandbox.NCCL_NETWORKS_BY_FABRIC) == {*filters.PROFILES, "none"}
     for profile in filters.PROFILES:
         text = render("nccl.env.j2", settings(profile), profile)
-        assert f"QWEN_INFRA_FABRIC={profile}" in text.splitlines()
+        assert unit_sandbox.recorded_fabric(text) == profile
 
 
 def test_named_hcas_must_be_active_and_of_the_profiles_link_layer(rdma_devices):

@@ -9,6 +9,7 @@ import re
 
 import jinja2
 import yaml
+from qwen_infra import unit_sandbox
 
 from tests.paths import REPO
 
@@ -98,7 +99,6 @@ def test_dynamic_majors_are_named_never_numbered():
 def render_unit(device: str, fabric: str) -> str:
     """The unit as the role renders it (the template, its own variables; ansible_managed's comment filter
     stood in for)."""
-    variables = yaml.safe_load((REPO / "roles" / "vllm" / "vars" / "main.yml").read_text())
     defaults = yaml.safe_load((REPO / "roles" / "vllm" / "defaults" / "main.yml").read_text())
     # A systemd unit, not HTML: nothing to escape.
     environment = jinja2.Environment(  # noqa: S701
@@ -107,8 +107,8 @@ def render_unit(device: str, fabric: str) -> str:
     environment.filters["comment"] = lambda text: f"# {text}"
     return environment.from_string(TEMPLATE.read_text()).render({
         **defaults, "ansible_managed": "managed", "vllm_served_model_name": "m", "vllm_model_path": "/srv/m",
-        "_vllm_env_file": "/etc/vllm/vllm.env", "_vllm_device": device, "_vllm_rdma_fabric": fabric,
-        "_vllm_rdma_devices_by_fabric": variables["_vllm_rdma_devices_by_fabric"],
+        "_vllm_env_file": "/etc/vllm/vllm.env", "_vllm_device": device,
+        "__vllm_sandbox": {"fabric": fabric, "properties": unit_sandbox.properties(device, fabric)},
         "__vllm_server_check": {"argv": ["/opt/vllm/venv/bin/python", "-m", "x"]},
     })  # fmt: skip
 
