@@ -30,6 +30,11 @@ options:
     description: The nccl_fabric role's environment file; absent means no fabric (C(none)).
     type: path
     default: /etc/qwen-infra/nccl.env
+  nccl_log:
+    description:
+      - Output of an NCCL run under this sandbox with C(NCCL_DEBUG=INFO) and C(NCCL_DEBUG_SUBSYS=INIT,NET).
+        Given, the module also says whether NCCL used the fabric's network (RV(nccl_problem)).
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -78,6 +83,15 @@ nccl_networks:
   type: list
   elements: str
   returned: always
+nccl_networks_used:
+  description: The networks O(nccl_log) names.
+  type: list
+  elements: str
+  returned: when O(nccl_log) is given
+nccl_problem:
+  description: Why O(nccl_log) does not show the fabric's network (a fallback to TCP sockets); null when it does.
+  type: str
+  returned: when O(nccl_log) is given
 """
 
 from pathlib import Path
@@ -101,6 +115,7 @@ def main():
                 "choices": ["auto", "efa", "infiniband", "roce", "ethernet", "none"],
             },
             "nccl_env_file": {"type": "path", "default": "/etc/qwen-infra/nccl.env"},
+            "nccl_log": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -113,8 +128,15 @@ def main():
         properties = unit_sandbox.properties(params["device"], fabric)
     except unit_sandbox.SandboxError as error:
         module.fail_json(msg=f"{params['nccl_env_file']} records an unknown fabric: {error}")
+    judged = {}
+    if params["nccl_log"] is not None:
+        judged = {
+            "nccl_networks_used": unit_sandbox.nccl_networks_used(params["nccl_log"]),
+            "nccl_problem": unit_sandbox.nccl_network_problem(params["nccl_log"], fabric),
+        }
     module.exit_json(
         changed=False,
+        **judged,
         fabric=fabric,
         properties=[list(pair) for pair in properties],
         rdma_devices=unit_sandbox.RDMA_DEVICES_BY_FABRIC[fabric] if params["device"] == "cuda" else [],

@@ -98,13 +98,18 @@ def properties(device: str, fabric: str) -> list[tuple[str, str]]:
     return result
 
 
+def nccl_networks_used(output: str) -> list[str]:
+    """The networks NCCL's log names ("NCCL INFO Using network IB"), each once, sorted."""
+    return sorted(set(_NCCL_NETWORK_LINE.findall(output)))
+
+
 def nccl_network_problem(output: str, fabric: str) -> str | None:
     """Why NCCL's log does not show the fabric's transport, or None when it does (or when the fabric
     expects none in particular). `output`: a run's output with NCCL_DEBUG=INFO, NCCL_DEBUG_SUBSYS=INIT,NET."""
     expected = NCCL_NETWORKS_BY_FABRIC[fabric]
     if not expected:
         return None
-    used = sorted(set(_NCCL_NETWORK_LINE.findall(output)))
+    used = nccl_networks_used(output)
     if not used:
         return f"NCCL named no network ('Using network ...' with NCCL_DEBUG=INFO); expected {expected[0]}"
     wrong = [name for name in used if name not in expected]
