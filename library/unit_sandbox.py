@@ -89,7 +89,7 @@ nccl_networks_used:
   elements: str
   returned: when O(nccl_log) is given
 nccl_problem:
-  description: Why O(nccl_log) does not show the fabric's network (a fallback to TCP sockets); null when it does.
+  description: Why O(nccl_log) does not show the fabric's network (TCP sockets instead); null when it does.
   type: str
   returned: when O(nccl_log) is given
 """
