@@ -1,5 +1,6 @@
-"""playbooks/rolling.yml refuses a node of a multi-node group before anything runs (it rolls one host at
-a time). Runs the real playbook against local hosts: the refusal is its first play."""
+"""playbooks/rolling.yml rolls a multi-node group as one server and refuses, before anything runs, a rollout
+that holds only part of a group. Runs the real playbook against local hosts: the plan is its first play,
+the inventory's validation its second (which these bare inventories fail: they have no keys)."""
 
 import os
 import subprocess
@@ -16,7 +17,12 @@ ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
 
 def run_rolling(tmp_path, *extra_args):
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    hosts = {"single": {**local}, "head": {**local, "vllm_nnodes": 2}, "worker": {**local, "vllm_nnodes": 2}}
+    group = {**local, "vllm_nnodes": 2, "vllm_master_addr": "10.0.0.1"}
+    hosts = {
+        "single": local,
+        "head": {**group, "vllm_node_rank": 0},
+        "worker": {**group, "vllm_node_rank": 1},
+    }
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump({"all": {"children": {"vllm_servers": {"hosts": hosts}}}}))
     done = subprocess.run(
@@ -26,18 +32,18 @@ def run_rolling(tmp_path, *extra_args):
     return done.returncode, done.stdout + done.stderr
 
 
-def test_a_multi_node_group_is_refused_before_anything_runs(tmp_path):
-    rc, output = run_rolling(tmp_path)
+def test_part_of_a_group_is_refused_before_anything_runs(tmp_path):
+    rc, output = run_rolling(tmp_path, "--limit", "single,worker")
     assert rc != 0
-    assert "head is a node of a multi-node group (vllm_nnodes 2)" in output
-    assert "roll the other servers with --limit" in output
+    assert "the group with head 10.0.0.1 has 2 nodes and this rollout holds 1 (worker)" in output
+    assert "Include all of its nodes, or none, in --limit" in output
     assert "Check the vllm role's inputs" not in output
 
 
-def test_the_single_host_servers_pass_the_refusal_with_limit(tmp_path):
-    """Limited to the single-host server, the rollout goes on to the inventory's validation (which this
-    bare inventory then fails: it has no key)."""
-    _, output = run_rolling(tmp_path, "--limit", "single")
-    assert "is a node of a multi-node group" not in output
-    assert "Refuse to roll a node of a multi-node group" in output
-    assert "Check the vllm role's inputs" in output, output[-3000:]
+def test_whole_groups_and_single_hosts_pass_the_plan(tmp_path):
+    """The whole inventory, and a limit to the single-host server, go on to the inventory's validation."""
+    for limit in ([], ["--limit", "single"], ["--limit", "head,worker"]):
+        _, output = run_rolling(tmp_path, *limit)
+        assert "Refuse a multi-node group that is not whole in the rollout" in output, limit
+        assert "has 2 nodes and this rollout holds" not in output, limit
+        assert "Check the vllm role's inputs" in output, (limit, output[-3000:])

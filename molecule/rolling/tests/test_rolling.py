@@ -187,7 +187,7 @@ def test_a_change_that_does_not_start_is_rolled_back_and_the_rollout_stops(clien
     rc, output, rollback_s = rolling(*revision_r2, "-e", '{"vllm_extra_args": ["--no-such-flag"]}')
     summary = bench.stop()
     assert rc != 0
-    assert f"The change failed on {first}" in output and "rolled back to what served before" in output
+    assert f"The change failed ({first}: " in output and "rolled back to what served before" in output
     assert docker(first).file(unit).content_string == unit_before
     assert link(first, MODEL_LINK) == f"{MODEL_LINK}@r2"
     assert docker(first).service("vllm").is_running

@@ -1,0 +1,48 @@
+"""playbooks/filter_plugins/rollout.py: the batches of a rollout, server by server, a multi-node group being
+one server with every node in one batch."""
+
+import importlib.util
+
+from tests.paths import REPO
+
+_spec = importlib.util.spec_from_file_location(
+    "rollout", REPO / "playbooks" / "filter_plugins" / "rollout.py"
+)
+rollout = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rollout)
+
+GROUP = {"vllm_nnodes": 2, "vllm_master_addr": "10.0.0.1"}
+HOSTVARS = {
+    "a": {},
+    "worker": {**GROUP, "vllm_node_rank": 1},
+    "b": {},
+    "head": {**GROUP, "vllm_node_rank": 0},
+    "c": {},
+}
+
+
+def test_a_group_is_one_batch_head_first_and_singles_go_one_at_a_time():
+    plan = rollout.rollout_plan(["a", "worker", "b", "head", "c"], HOSTVARS)
+    assert plan["order"] == ["a", "head", "worker", "b", "c"]
+    assert plan["sizes"] == [1, 2, 1, 1]
+    assert plan["server"] == {"a": "a", "worker": "10.0.0.1", "head": "10.0.0.1", "b": "b", "c": "c"}
+    assert plan["partial"] == []
+
+
+def test_serial_batches_single_hosts_but_never_joins_them_to_a_group():
+    plan = rollout.rollout_plan(["a", "worker", "b", "head", "c"], HOSTVARS, serial=2)
+    assert plan["sizes"] == [2, 2, 1]
+    assert plan["order"] == ["head", "worker", "a", "b", "c"]
+
+
+def test_a_group_missing_a_node_is_named():
+    plan = rollout.rollout_plan(["a", "worker"], HOSTVARS)
+    assert plan["partial"] == ["the group with head 10.0.0.1 has 2 nodes and this rollout holds 1 (worker)"]
+
+
+def test_two_groups_are_two_servers():
+    other = {"vllm_nnodes": 2, "vllm_master_addr": "10.0.0.9"}
+    hostvars = {**HOSTVARS, "h2": {**other, "vllm_node_rank": 0}, "w2": {**other, "vllm_node_rank": 1}}
+    plan = rollout.rollout_plan(["w2", "head", "h2", "worker"], hostvars)
+    assert plan["order"] == ["h2", "w2", "head", "worker"]
+    assert plan["sizes"] == [2, 2]
