@@ -46,3 +46,10 @@ def test_two_groups_are_two_servers():
     plan = rollout.rollout_plan(["w2", "head", "h2", "worker"], hostvars)
     assert plan["order"] == ["h2", "w2", "head", "worker"]
     assert plan["sizes"] == [2, 2]
+
+
+def test_a_share_counts_the_single_host_servers():
+    singles = {f"s{i}": {} for i in range(8)}
+    plan = rollout.rollout_plan([*singles, "head", "worker"], {**HOSTVARS, **singles}, serial="25%")
+    assert plan["sizes"] == [2, 2, 2, 2, 2]  # 25 % of 8 single hosts; the group's batch is its 2 nodes
+    assert rollout.batch_size("10%", 3) == 1 and rollout.batch_size(3, 10) == 3

@@ -18,16 +18,26 @@ def server_of(host: str, variables: Mapping) -> str:
     return host
 
 
-def rollout_plan(hosts: Sequence[str], hostvars: Mapping, serial: int = 1) -> dict:
+def batch_size(serial: int | str, singles: int) -> int:
+    """How many single-host servers go at once: a number, or a share of them ("25%", as Ansible's serial
+    takes it, rounded down), at least one."""
+    text = str(serial).strip()
+    if text.endswith("%"):
+        return max(int(singles * float(text[:-1]) / 100), 1)
+    return max(int(text), 1)
+
+
+def rollout_plan(hosts: Sequence[str], hostvars: Mapping, serial: int | str = 1) -> dict:
     """The rollout's batches over `hosts` (the play's, after --limit), in their order.
 
-    A group is a batch of its own, with every node; single-host servers go `serial` at a time. Returns
-    order (the hosts, batch after batch), sizes (each batch's host count, for the play's `serial`),
-    server (each host's server) and partial (a message per group that is not whole in `hosts`)."""
-    serial = max(int(serial), 1)
+    A group is a batch of its own, with every node; single-host servers go `serial` at a time (a number
+    or a share of them). Returns order (the hosts, batch after batch), sizes (each batch's host count,
+    for the play's `serial`), server (each host's server) and partial (a message per group that is not
+    whole in `hosts`)."""
     servers: dict[str, list[str]] = {}
     for host in hosts:
         servers.setdefault(server_of(host, hostvars[host]), []).append(host)
+    serial = batch_size(serial, sum(1 for host in hosts if int(hostvars[host].get("vllm_nnodes", 1)) == 1))
     batches: list[list[str]] = []
     singles: list[str] = []
     partial = []
