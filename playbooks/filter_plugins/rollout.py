@@ -1,8 +1,8 @@
 """Filters of playbooks/rolling.yml: the rollout goes server by server, and a multi-node group is one server.
 
 A single-host server is its host; a multi-node group (vllm_nnodes > 1) is every host with its head's
-address (vllm_master_addr), changed, restarted and gated together. Pure functions over hostvars, so the
-tests call them directly.
+address (vllm_master_addr), changed, restarted and gated together. Pure functions over each host's
+plain facts (rolling.yml's `_rolling_node`: host, nnodes, rank, head), so the tests call them directly.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
-def server_of(host: str, variables: Mapping) -> str:
+def server_of(node: Mapping) -> str:
     """The server a host belongs to: its group's head address, or the host itself."""
-    if int(variables.get("vllm_nnodes", 1)) > 1:
+    if int(node["nnodes"]) > 1:
         # A missing address is refused by validate.yml, after the plan.
-        return str(variables.get("vllm_master_addr") or "(no vllm_master_addr)")
-    return host
+        return str(node["head"] or "(no vllm_master_addr)")
+    return str(node["host"])
 
 
 def batch_size(serial: int | str, singles: int) -> int:
@@ -27,40 +27,41 @@ def batch_size(serial: int | str, singles: int) -> int:
     return max(int(text), 1)
 
 
-def rollout_plan(hosts: Sequence[str], hostvars: Mapping, serial: int | str = 1) -> dict:
-    """The rollout's batches over `hosts` (the play's, after --limit), in their order.
+def rollout_plan(nodes: Sequence[Mapping], serial: int | str = 1) -> dict:
+    """The rollout's batches over `nodes` (the play's hosts, after --limit), in their order.
 
-    A group is a batch of its own, with every node; single-host servers go `serial` at a time (a number
-    or a share of them). Returns order (the hosts, batch after batch), sizes (each batch's host count,
-    for the play's `serial`), server (each host's server) and partial (a message per group that is not
-    whole in `hosts`)."""
-    servers: dict[str, list[str]] = {}
-    for host in hosts:
-        servers.setdefault(server_of(host, hostvars[host]), []).append(host)
-    serial = batch_size(serial, sum(1 for host in hosts if int(hostvars[host].get("vllm_nnodes", 1)) == 1))
+    A group is a batch of its own, with every node, head first; single-host servers go `serial` at a
+    time (a number or a share of them). Returns order (the hosts, batch after batch), sizes (each
+    batch's host count, for the play's `serial`), server (each host's server) and partial (a message
+    per group that is not whole in `nodes`)."""
+    servers: dict[str, list[Mapping]] = {}
+    for node in nodes:
+        servers.setdefault(server_of(node), []).append(node)
+    size = batch_size(serial, sum(1 for node in nodes if int(node["nnodes"]) == 1))
     batches: list[list[str]] = []
     singles: list[str] = []
     partial = []
     for name, members in servers.items():
-        expected = int(hostvars[members[0]].get("vllm_nnodes", 1))
+        expected = int(members[0]["nnodes"])
         if expected == 1:
-            singles.append(members[0])
-            if len(singles) == serial:
+            singles.append(str(members[0]["host"]))
+            if len(singles) == size:
                 batches.append(singles)
                 singles = []
             continue
+        hosts = [str(node["host"]) for node in sorted(members, key=lambda node: int(node["rank"]))]
         if len(members) != expected:
             partial.append(
                 f"the group with head {name} has {expected} nodes and this rollout holds {len(members)} "
-                f"({', '.join(members)})"
+                f"({', '.join(hosts)})"
             )
-        batches.append(sorted(members, key=lambda host: int(hostvars[host].get("vllm_node_rank", 0))))
+        batches.append(hosts)
     if singles:
         batches.append(singles)
     return {
         "order": [host for batch in batches for host in batch],
         "sizes": [len(batch) for batch in batches],
-        "server": {host: name for name, members in servers.items() for host in members},
+        "server": {str(node["host"]): name for name, members in servers.items() for node in members},
         "partial": partial,
     }
 
