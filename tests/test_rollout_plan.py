@@ -56,3 +56,13 @@ def test_a_share_counts_the_single_host_servers():
     plan = rollout.rollout_plan([*singles, HEAD, WORKER], serial="25%")
     assert plan["sizes"] == [2, 2, 2, 2, 2]  # 25 % of 8 single hosts; the group's batch is its 2 nodes
     assert rollout.batch_size("10%", 3) == 1 and rollout.batch_size(3, 10) == 3
+
+
+def test_the_front_door_knows_single_hosts_and_heads_only():
+    hostvars = {
+        "a": {},
+        "head": {"vllm_nnodes": 2, "vllm_node_rank": 0},
+        "worker": {"vllm_nnodes": 2, "vllm_node_rank": 1},
+        "b": {"vllm_nnodes": "1"},
+    }
+    assert rollout.front_door_servers(["a", "head", "worker", "b"], hostvars) == ["a", "head", "b"]

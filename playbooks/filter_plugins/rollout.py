@@ -18,6 +18,17 @@ def server_of(node: Mapping) -> str:
     return str(node["host"])
 
 
+def front_door_servers(hosts: Sequence[str], hostvars: Mapping) -> list[str]:
+    """The hosts the front door sends requests to: single-host servers and the heads of groups (a group's
+    workers serve no API). Reads only vllm_nnodes and vllm_node_rank, so it holds for every host of the
+    inventory, in the rollout or not."""
+    return [
+        host
+        for host in hosts
+        if int(hostvars[host].get("vllm_nnodes", 1)) == 1 or int(hostvars[host].get("vllm_node_rank", 0)) == 0
+    ]
+
+
 def batch_size(serial: int | str, singles: int) -> int:
     """How many single-host servers go at once: a number, or a share of them ("25%", as Ansible's serial
     takes it, rounded down), at least one."""
@@ -68,4 +79,4 @@ def rollout_plan(nodes: Sequence[Mapping], serial: int | str = 1) -> dict:
 
 class FilterModule:
     def filters(self):
-        return {"rollout_plan": rollout_plan}
+        return {"rollout_plan": rollout_plan, "front_door_servers": front_door_servers}
