@@ -20,6 +20,7 @@ STANDARD_KEYS = {
     "ansible_facts",
     "changed",
     "deprecations",
+    "diff",  # Ansible's common return value for diff mode, which its callback renders
     "failed",
     "invocation",
     "skipped",

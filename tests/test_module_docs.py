@@ -41,7 +41,7 @@ def ansible_doc(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_module_is_covered():
-    assert MODULES == ["gpu_facts", "model_fetch", "unit_sandbox", "vllm_ready", "vram_check"]
+    assert MODULES == ["config_files", "gpu_facts", "model_fetch", "unit_sandbox", "vllm_ready", "vram_check"]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,13 @@ def test_returned_keys_are_documented(tmp_path):
     server = {"model": str(model), "served_model_name": "qwen3"}
     nccl_env = tmp_path / "nccl.env"
     nccl_env.write_text("NCCL_IB_HCA=mlx5_0:1\nQWEN_INFRA_FABRIC=infiniband\n")
+    files = [{"path": str(tmp_path / "etc"), "state": "directory", "mode": "0755"}]
     runs = {
+        "config_files": [
+            run_ansible_module(
+                tmp_path, "config_files", json.dumps({"files": files}), extra_env={"ANSIBLE_DIFF_ALWAYS": "1"}
+            )
+        ],
         "gpu_facts": [run_ansible_module(tmp_path, "gpu_facts", "profile=dev-h100-1")],
         "unit_sandbox": [
             run_ansible_module(tmp_path, "unit_sandbox", f"device=cuda nccl_env_file={nccl_env}"),
@@ -143,6 +149,7 @@ def test_returned_keys_are_documented(tmp_path):
             )
         ],
     }
+    assert runs["config_files"][0]["changed_paths"] == [str(tmp_path / "etc")]
     assert runs["vram_check"][0]["checked"] is True and runs["vram_check"][1]["checked"] is False
     assert "expected" in runs["gpu_facts"][0]
     assert runs["unit_sandbox"][0]["fabric"] == "infiniband" and runs["unit_sandbox"][0]["nccl_networks"] == [

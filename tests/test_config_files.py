@@ -1,0 +1,116 @@
+"""The config_files module, run through ansible-core on this machine's real filesystem: what a role's
+re-run relies on (nothing changes when nothing differs), check mode, validation that keeps the old
+file, and refusals that name the path."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from tests.ansible_module import run_ansible_module
+
+
+def run(tmp_path: Path, files: list[dict], check: bool = False, diff: bool = False) -> dict:
+    extra_env = {"ANSIBLE_DIFF_ALWAYS": "1"} if diff else None
+    return run_ansible_module(tmp_path, "config_files", json.dumps({"files": files}), check, extra_env)
+
+
+def layout(root: Path) -> list[dict]:
+    return [
+        {"path": str(root), "state": "directory", "mode": "0750"},
+        {"path": str(root / "app.conf"), "content": "port = 8000\n", "mode": "0640", "group": "nogroup"},
+        {"path": str(root / "app.service"), "content": "[Service]\n", "mode": "0644"},
+    ]
+
+
+def mode(path: Path) -> str:
+    return f"{stat.S_IMODE(path.stat().st_mode):04o}"
+
+
+def test_writes_every_entry_then_changes_nothing(tmp_path):
+    root = tmp_path / "etc"
+    first = run(tmp_path, layout(root))
+    assert first["changed"] is True and first["changed_paths"] == [e["path"] for e in layout(root)]
+    assert first["existed"] == []
+    assert (root / "app.conf").read_text() == "port = 8000\n"
+    assert (mode(root), mode(root / "app.conf"), mode(root / "app.service")) == ("0750", "0640", "0644")
+    assert (root / "app.conf").stat().st_gid != 0  # nogroup
+    again = run(tmp_path, layout(root))
+    assert again["changed"] is False and again["changed_paths"] == []
+    assert again["existed"] == [e["path"] for e in layout(root)]
+    assert sorted(os.listdir(root)) == ["app.conf", "app.service"]  # no candidate left behind
+
+
+def test_only_what_differs_changes(tmp_path):
+    root = tmp_path / "etc"
+    run(tmp_path, layout(root))
+    (root / "app.service").chmod(0o600)
+    (root / "app.conf").write_text("port = 9000\n")
+    done = run(tmp_path, layout(root), diff=True)
+    assert done["changed_paths"] == [str(root / "app.conf"), str(root / "app.service")]
+    assert (root / "app.conf").read_text() == "port = 8000\n" and mode(root / "app.service") == "0644"
+    content, attributes = done["diff"]
+    assert (content["before"], content["after"]) == ("port = 9000\n", "port = 8000\n")
+    assert (attributes["before"]["mode"], attributes["after"]["mode"]) == ("0600", "0644")
+
+
+def test_check_mode_reports_and_writes_nothing(tmp_path):
+    root = tmp_path / "etc"
+    files = [*layout(root), {"path": str(root / "x"), "content": "", "mode": "0600", "owner": "no-such-user"}]
+    done = run(tmp_path, files, check=True)
+    assert done["changed"] is True and len(done["changed_paths"]) == 4
+    assert not root.exists()
+
+
+def test_a_candidate_that_fails_validation_leaves_the_old_file(tmp_path):
+    root = tmp_path / "etc"
+    run(tmp_path, layout(root))
+    files = layout(root)
+    files[1] = {**files[1], "mode": "0600"}
+    files[2] = {**files[2], "content": "broken\n", "validate": "grep -q Service %s"}
+    done = run(tmp_path, files)
+    assert done["failed"] is True
+    assert str(root / "app.service") in done["msg"] and "failed validation" in done["msg"]
+    assert (root / "app.service").read_text() == "[Service]\n"
+    assert sorted(os.listdir(root)) == ["app.conf", "app.service"]
+    # The entry before it was applied and is reported as such.
+    assert done["changed_paths"] == [str(root / "app.conf")] and mode(root / "app.conf") == "0600"
+
+
+def test_validation_runs_on_the_candidate(tmp_path):
+    root = tmp_path / "etc"
+    files = [
+        *layout(root)[:1],
+        {"path": str(root / "a"), "content": "ok\n", "mode": "0644", "validate": "grep -qx ok %s"},
+    ]
+    assert run(tmp_path, files)["changed"] is True
+    assert (root / "a").read_text() == "ok\n"
+
+
+def test_refuses_to_replace_another_kind_of_entry(tmp_path):
+    root = tmp_path / "etc"
+    root.mkdir()
+    (root / "app.conf").mkdir()
+    done = run(tmp_path, layout(root))
+    assert done["failed"] is True
+    assert done["msg"].startswith(f"{root / 'app.conf'} exists as directory, not a file")
+
+
+def test_refuses_unknown_owners_and_bad_modes_by_path(tmp_path):
+    target = tmp_path / "a"
+    no_user = run(tmp_path, [{"path": str(target), "content": "", "mode": "0644", "owner": "no-such-user"}])
+    assert no_user["failed"] is True and no_user["msg"] == f"{target}: no user 'no-such-user' on this host"
+    bad_mode = run(tmp_path, [{"path": str(target), "content": "", "mode": "644x"}])
+    assert bad_mode["failed"] is True and "is not an octal mode" in bad_mode["msg"]
+    assert not target.exists()
+
+
+def test_a_file_needs_content_and_a_directory_takes_none(tmp_path):
+    no_content = run(tmp_path, [{"path": str(tmp_path / "a"), "mode": "0644"}])
+    assert no_content["failed"] is True and "a file needs its content" in no_content["msg"]
+    dir_content = run(
+        tmp_path, [{"path": str(tmp_path / "d"), "state": "directory", "mode": "0755", "content": "x"}]
+    )
+    assert dir_content["failed"] is True and "a directory takes no content" in dir_content["msg"]
