@@ -38,8 +38,8 @@ setup: $(BIN)/.installed engine
 	$(BIN)/python lab/check_collections.py requirements.yml
 
 engine:
-	bash lab/docker-engine.sh
-	bash lab/base-image.sh >/dev/null
+	bash lab/timed.sh "docker engine" bash lab/docker-engine.sh
+	bash lab/timed.sh "base image" bash lab/base-image.sh >/dev/null
 	@# The model mirror tests serve files through a real nginx (started on loopback by the tests).
 	command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
 	@# The alert rules are unit-tested with promtool, which comes with Debian's prometheus package.
@@ -49,9 +49,13 @@ $(LAB_MODEL)/config.json: module_utils/qwen_infra/lab_model.py | $(BIN)/.install
 	$(BIN)/python -m qwen_infra.lab_model --out $(LAB_MODEL)
 
 # --- the lab --------------------------------------------------------------------------------------------
+# Each step says when it started and how long it took (lab/timed.sh).
 lab: setup $(LAB_MODEL)/config.json
-	bash lab/wheelhouse.sh --full $(WHEELHOUSE)
-	$(MAKE) --no-print-directory lab-up lab-deploy lab-smoke lab-dashboards
+	bash lab/timed.sh wheelhouse bash lab/wheelhouse.sh --full $(WHEELHOUSE)
+	bash lab/timed.sh "containers up" $(MAKE) --no-print-directory lab-up
+	bash lab/timed.sh "deploy (site.yml)" $(MAKE) --no-print-directory lab-deploy
+	bash lab/timed.sh "smoke test" $(MAKE) --no-print-directory lab-smoke
+	bash lab/timed.sh "load run and dashboards" $(MAKE) --no-print-directory lab-dashboards
 
 lab-up:
 	$(BIN)/ansible-playbook lab/up.yml -i inventories/lab

@@ -95,6 +95,13 @@ changed_paths:
   type: list
   elements: str
   returned: always
+checksums:
+  description:
+    - The sha256 of each file entry's content, by path, as C(ansible.builtin.stat) reports it; after the
+      run the file holds exactly that (in check mode, would hold it). Lets a role know what a service
+      should have loaded without reading the files back.
+  type: dict
+  returned: always
 existed:
   description: The entries that existed before this run (a handler can tell a first install by it).
   type: list
@@ -147,6 +154,7 @@ def main():
         "changed": bool(outcome.changed_paths),
         "changed_paths": outcome.changed_paths,
         "existed": outcome.existed,
+        "checksums": outcome.checksums,
     }
     if module._diff:
         result["diff"] = outcome.diffs

@@ -4,6 +4,7 @@ file, and refusals that name the path."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -41,6 +42,9 @@ def test_writes_every_entry_then_changes_nothing(tmp_path):
     assert again["changed"] is False and again["changed_paths"] == []
     assert again["existed"] == [e["path"] for e in layout(root)]
     assert sorted(os.listdir(root)) == ["app.conf", "app.service"]  # no candidate left behind
+    conf = root / "app.conf"
+    assert again["checksums"][str(conf)] == hashlib.sha256(conf.read_bytes()).hexdigest()
+    assert set(again["checksums"]) == {str(conf), str(root / "app.service")}
 
 
 def test_only_what_differs_changes(tmp_path):
@@ -79,14 +83,19 @@ def test_a_candidate_that_fails_validation_leaves_the_old_file(tmp_path):
     assert done["changed_paths"] == [str(root / "app.conf")] and mode(root / "app.conf") == "0600"
 
 
-def test_validation_runs_on_the_candidate(tmp_path):
+def test_validation_sees_the_candidate_under_the_targets_name(tmp_path):
+    """Checkers that judge a file by its name (systemd-analyze verify) see the real name, outside the
+    target's directory, and the content and mode about to be installed."""
     root = tmp_path / "etc"
+    check = 'sh -c \'test "$(basename "$1")" = app.service && test "$(dirname "$1")" != ' + str(root)
+    check += ' && grep -qx ok "$1" && test "$(stat -c %%a "$1")" = 640\' validate %s'
     files = [
         *layout(root)[:1],
-        {"path": str(root / "a"), "content": "ok\n", "mode": "0644", "validate": "grep -qx ok %s"},
+        {"path": str(root / "app.service"), "content": "ok\n", "mode": "0640", "validate": check},
     ]
-    assert run(tmp_path, files)["changed"] is True
-    assert (root / "a").read_text() == "ok\n"
+    done = run(tmp_path, files)
+    assert done["changed"] is True, done.get("msg")
+    assert (root / "app.service").read_text() == "ok\n"
 
 
 def test_refuses_to_replace_another_kind_of_entry(tmp_path):

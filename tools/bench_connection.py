@@ -1,10 +1,14 @@
-"""What one task costs per lab host through each Docker connection plugin (issue 18).
+"""What one task costs on the lab's hosts, and which part of it is the connection (issue 18).
 
-Runs a play of `--tasks` no-op module calls (ansible.builtin.ping, which does nothing on the host but
-start Python) against the running lab's hosts, `--runs` times for each plugin: community.docker.docker
-(the `docker exec` command, the lab's setting) and community.docker.docker_api (the Engine API from the
-controller's Python, no command per task). Pipelining and forks as ansible.cfg sets them. Writes the
-medians to docs/benchmarks/connection.md. Needs the lab up (`make lab`); changes nothing on it.
+Three kinds of task, each in a play of `--tasks` copies against the running lab, `--runs` times:
+`ansible.builtin.debug` (the controller alone: no connection, nothing runs on the host),
+`ansible.builtin.raw: "true"` (the connection: a process on the host, no Python) and
+`ansible.builtin.ping` (a real module: Python starts on the host and imports ansible-core's module
+code, which every module does). Each on one host and on all of the lab's hosts at once, through the
+lab's connection plugin (community.docker.docker, a `docker exec` per task) and through
+community.docker.docker_api (the Engine API from the controller, no command per task). Pipelining and
+forks as ansible.cfg sets them. Writes the medians to docs/benchmarks/connection.md. Needs the lab up
+(`make lab`); changes nothing on it.
 
     .venv/bin/python tools/bench_connection.py [--runs 3] [--tasks 20]
 """
@@ -25,11 +29,16 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OUTPUT = REPO / "docs" / "benchmarks" / "connection.md"
 PLUGINS = ("community.docker.docker", "community.docker.docker_api")
+TASKS = {
+    "debug": "ansible.builtin.debug: {msg: x}",
+    "raw": 'ansible.builtin.raw: "true"',
+    "ping": "ansible.builtin.ping:",
+}
 
 
-def play(tasks: int) -> str:
-    steps = "".join(f"    - name: No-op {i}\n      ansible.builtin.ping:\n" for i in range(tasks))
-    return f"---\n- name: Time the connection\n  hosts: lab\n  gather_facts: false\n  tasks:\n{steps}"
+def play(hosts: str, action: str, tasks: int) -> str:
+    steps = "".join(f"    - name: Step {i}\n      {action}\n" for i in range(tasks))
+    return f"---\n- name: Time a task\n  hosts: {hosts}\n  gather_facts: false\n  tasks:\n{steps}"
 
 
 def run(playbook: Path, plugin: str) -> float:
@@ -43,6 +52,17 @@ def run(playbook: Path, plugin: str) -> float:
     return time.monotonic() - started
 
 
+def per_task(work: Path, hosts: str, kind: str, plugin: str, args: argparse.Namespace) -> float:
+    """Seconds each further task adds: a play of N tasks against a play of 1, so the start of
+    ansible-playbook itself drops out."""
+    one, many = work / f"{kind}-{hosts}-1.yml", work / f"{kind}-{hosts}-n.yml"
+    one.write_text(play(hosts, TASKS[kind], 1))
+    many.write_text(play(hosts, TASKS[kind], args.tasks))
+    base = statistics.median(run(one, plugin) for _ in range(args.runs))
+    full = statistics.median(run(many, plugin) for _ in range(args.runs))
+    return (full - base) / (args.tasks - 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -51,33 +71,33 @@ def main() -> int:
     hosts = subprocess.run(  # noqa: S603 (a fixed argument list, no shell)
         [BIN / "ansible", "lab", "-i", REPO / "inventories" / "lab", "--list-hosts"],
         cwd=REPO, check=True, capture_output=True, text=True,
-    ).stdout.splitlines()[1:]  # fmt: skip
+    ).stdout.split()[2:]  # fmt: skip
+    targets = {"1 host": hosts[0], f"{len(hosts)} hosts": "lab"}
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        one, many = Path(work) / "one.yml", Path(work) / "many.yml"
-        one.write_text(play(1))
-        many.write_text(play(args.tasks))
         for plugin in PLUGINS:
-            # The difference between a play of N tasks and one of 1 is N - 1 tasks on every host at once,
-            # without the start of ansible-playbook itself.
-            base = statistics.median(run(one, plugin) for _ in range(args.runs))
-            full = statistics.median(run(many, plugin) for _ in range(args.runs))
-            rows.append((plugin, base, full, (full - base) / (args.tasks - 1)))
-            print(f"{plugin}: {full:.1f} s for {args.tasks} tasks, {rows[-1][3]:.3f} s per task", flush=True)
+            for label, pattern in targets.items():
+                cost = {kind: per_task(Path(work), pattern, kind, plugin, args) for kind in TASKS}
+                rows.append((plugin, label, cost))
+                print(
+                    f"{plugin}, {label}: " + ", ".join(f"{k} {v:.3f} s" for k, v in cost.items()), flush=True
+                )
     lines = [
-        "# What a task costs per connection plugin (tools/bench_connection.py)",
+        "# What a task costs, and which part is the connection (tools/bench_connection.py)",
         "",
-        f"{datetime.now():%Y-%m-%d}, 2-core, 24 GiB development machine; the lab's {len(hosts)} hosts "
-        f"at once (forks and pipelining from ansible.cfg); medians of {args.runs} runs; "
-        "ansible.builtin.ping as the task.",
+        f"{datetime.now():%Y-%m-%d}, 2-core, 24 GiB development machine; the lab's hosts "
+        f"({', '.join(hosts)}); forks and pipelining from ansible.cfg; seconds each further task adds "
+        f"(a play of {args.tasks} tasks against a play of 1), medians of {args.runs} runs.",
         "",
-        f"| plugin | play of 1 task (s) | play of {args.tasks} tasks (s) | "
-        "each further task, all hosts (s) |",
-        "|---|---|---|---|",
-        *[f"| `{plugin}` | {base:.1f} | {full:.1f} | {per:.3f} |" for plugin, base, full, per in rows],
-        "",
+        "| plugin | hosts | `debug` (controller only) | `raw` (connection, no Python) | `ping` (a module) "
+        "| the module's Python start (`ping` minus `raw`) |",
+        "|---|---|---|---|---|---|",
     ]
-    OUTPUT.write_text("\n".join(lines))
+    for plugin, label, cost in rows:
+        start = cost["ping"] - cost["raw"]
+        figures = " | ".join(f"{seconds:.3f}" for seconds in (*cost.values(), start))
+        lines.append(f"| `{plugin}` | {label} | {figures} |")
+    OUTPUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUTPUT.relative_to(REPO)}")
     return 0
 

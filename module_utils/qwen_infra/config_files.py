@@ -13,13 +13,15 @@ a half-written file or one with wider permissions than declared.
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import pwd
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 STATES = ("file", "directory")
 
@@ -27,7 +29,9 @@ STATES = ("file", "directory")
 class ConfigFilesError(Exception):
     """A declared entry cannot be applied as given; the message says which path and why."""
 
-    changed_paths: list[str] = []  # the entries changed before this one (apply sets it)
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.changed_paths: list[str] = []  # the entries changed before this one (apply sets it)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Entry:
 class Outcome:
     changed_paths: list[str] = field(default_factory=list)
     existed: list[str] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)
     diffs: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -108,10 +113,14 @@ def _read_text(path: str) -> str:
         return handle.read().decode("utf-8", errors="replace")
 
 
-def _write_candidate(item: Entry, uid: int, gid: int) -> str:
-    """The new content in a temporary file beside the target, with the target's owner and mode already."""
-    directory = os.path.dirname(item.path)
-    handle, candidate = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(item.path)}.")
+def _write_candidate(item: Entry, directory: str, uid: int, gid: int, name: str | None = None) -> str:
+    """The new content in a file of `directory` with the target's owner and mode already: under `name`,
+    or a temporary name beside the target (then renamed over it)."""
+    if name is None:
+        handle, candidate = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(item.path)}.")
+    else:
+        candidate = os.path.join(directory, name)
+        handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write((item.content or "").encode("utf-8"))
@@ -156,6 +165,8 @@ def _apply_one(
     # A check run may declare an owner the same run would create first: the names are looked up only
     # when writing, and a name the host lacks never matches what is there.
     uid, gid = (-1, -1) if check_mode else _ids(item)
+    if item.content is not None:  # what the file holds after this run (in check mode: would hold)
+        outcome.checksums[item.path] = hashlib.sha256(item.content.encode("utf-8")).hexdigest()
     wanted = _attributes(item.mode, item.owner, item.group)
     try:
         status = os.lstat(item.path)
@@ -205,16 +216,29 @@ def _write(
         os.chown(item.path, uid, gid)
         os.chmod(item.path, item.mode)
         return
-    candidate = _write_candidate(item, uid, gid)
     if item.validate:
-        returncode, said = run_validate(item.validate % candidate)
-        if returncode != 0:
-            os.unlink(candidate)
-            raise ConfigFilesError(
-                f"{item.path}: the new content failed validation ({item.validate}, exit {returncode}),"
-                f" so the file was left as it was: {said.strip()}"
-            )
-    os.replace(candidate, item.path)
+        _validate(item, item.validate, uid, gid, run_validate)
+    os.replace(_write_candidate(item, os.path.dirname(item.path), uid, gid), item.path)
+
+
+def _validate(
+    item: Entry, command: str, uid: int, gid: int, run_validate: Callable[[str], tuple[int, str]]
+) -> None:
+    """Run the validate command on a copy under the target's own name in a private directory: checkers
+    that judge a file by its name see the real one (systemd-analyze verify refuses a unit named like a
+    temporary file), and no candidate sits in a directory a service reads (a unit directory at a
+    daemon-reload)."""
+    private = tempfile.mkdtemp(prefix="qwen-infra-validate-")
+    try:
+        candidate = _write_candidate(item, private, uid, gid, name=os.path.basename(item.path))
+        returncode, said = run_validate(command % candidate)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    if returncode != 0:
+        raise ConfigFilesError(
+            f"{item.path}: the new content failed validation ({command}, exit {returncode}),"
+            f" so the file was left as it was: {said.strip()}"
+        )
 
 
 def _diffs(
