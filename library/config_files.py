@@ -28,7 +28,10 @@ options:
     required: true
     suboptions:
       path:
-        description: Absolute path of the directory or file. Its parent must exist (declare it first).
+        description:
+          - Absolute path of the directory or file.
+          - A directory's missing parents are created (root's, C(0755)), as C(ansible.builtin.file) does; a
+            file's directory must exist (declare it first).
         type: path
         required: true
       state:

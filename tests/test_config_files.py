@@ -47,6 +47,12 @@ def test_writes_every_entry_then_changes_nothing(tmp_path):
     assert set(again["checksums"]) == {str(conf), str(root / "app.service")}
 
 
+def test_a_directory_gets_its_missing_parents(tmp_path):
+    deep = tmp_path / "opt" / "releases" / "v1"
+    done = run(tmp_path, [{"path": str(deep), "state": "directory", "mode": "0700"}])
+    assert done["changed"] is True and mode(deep) == "0700" and mode(deep.parent) == "0755"
+
+
 def test_only_what_differs_changes(tmp_path):
     root = tmp_path / "etc"
     run(tmp_path, layout(root))

@@ -208,6 +208,8 @@ def _write(
 ) -> None:
     if item.state == "directory":
         if created:
+            # Missing parents as ansible.builtin.file makes them: root's, 0755 (the umask aside).
+            os.makedirs(os.path.dirname(item.path), mode=0o755, exist_ok=True)
             os.mkdir(item.path, item.mode)
         os.chown(item.path, uid, gid)
         os.chmod(item.path, item.mode)  # mkdir's mode passes through the umask
