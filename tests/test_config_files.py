@@ -82,7 +82,7 @@ def test_a_candidate_that_fails_validation_leaves_the_old_file(tmp_path):
     files[2] = {**files[2], "content": "broken\n", "validate": "grep -q Service %s"}
     done = run(tmp_path, files)
     assert done["failed"] is True
-    assert str(root / "app.service") in done["msg"] and "failed validation" in done["msg"]
+    assert str(root / "app.service") in done["msg"] and "failed to validate" in done["msg"]
     assert (root / "app.service").read_text() == "[Service]\n"
     assert sorted(os.listdir(root)) == ["app.conf", "app.service"]
     # The entry before it was applied and is reported as such.

@@ -238,7 +238,7 @@ def _validate(
         shutil.rmtree(private, ignore_errors=True)
     if returncode != 0:
         raise ConfigFilesError(
-            f"{item.path}: the new content failed validation ({command}, exit {returncode}),"
+            f"{item.path}: the new content failed to validate ({command}, exit {returncode}),"
             f" so the file was left as it was: {said.strip()}"
         )
 
