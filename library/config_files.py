@@ -150,9 +150,8 @@ def main():
         outcome = config_files.apply(
             items, check_mode=module.check_mode, want_diff=module._diff, run_validate=run_validate
         )
-    except (config_files.ConfigFilesError, OSError) as error:
-        done = getattr(error, "changed_paths", [])
-        module.fail_json(msg=str(error), changed=bool(done), changed_paths=done)
+    except config_files.ConfigFilesError as error:
+        module.fail_json(msg=str(error), changed=bool(error.changed_paths), changed_paths=error.changed_paths)
     result = {
         "changed": bool(outcome.changed_paths),
         "changed_paths": outcome.changed_paths,

@@ -122,6 +122,26 @@ def test_refuses_unknown_owners_and_bad_modes_by_path(tmp_path):
     assert not target.exists()
 
 
+def test_an_unknown_owner_in_any_entry_changes_nothing(tmp_path):
+    root = tmp_path / "etc"
+    files = [
+        *layout(root),
+        {"path": str(root / "x"), "content": "", "mode": "0600", "group": "no-such-group"},
+    ]
+    done = run(tmp_path, files)
+    assert done["failed"] is True and done["msg"] == f"{root / 'x'}: no group 'no-such-group' on this host"
+    assert done["changed_paths"] == [] and not root.exists()
+
+
+def test_a_missing_directory_is_named_and_earlier_entries_reported(tmp_path):
+    root = tmp_path / "etc"
+    files = [layout(root)[0], {"path": str(tmp_path / "nowhere" / "a"), "content": "", "mode": "0644"}]
+    done = run(tmp_path, files)
+    assert done["failed"] is True
+    assert done["msg"] == f"{tmp_path / 'nowhere' / 'a'}: No such file or directory"
+    assert done["changed_paths"] == [str(root)] and root.is_dir()
+
+
 def test_a_file_needs_content_and_a_directory_takes_none(tmp_path):
     no_content = run(tmp_path, [{"path": str(tmp_path / "a"), "mode": "0644"}])
     assert no_content["failed"] is True and "a file needs its content" in no_content["msg"]

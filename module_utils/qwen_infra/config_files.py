@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-STATES = ("file", "directory")
-
 
 class ConfigFilesError(Exception):
     """A declared entry cannot be applied as given; the message says which path and why."""
@@ -54,13 +52,12 @@ class Outcome:
 
 
 def entry(spec: dict[str, Any]) -> Entry:
-    """One entry of the module's `files` option, checked: an absolute path, an octal mode, and content
-    exactly when the entry is a file."""
-    path, state = spec["path"], spec.get("state") or "file"
+    """One entry of the module's `files` option (its argument spec has already applied the defaults and
+    the state's choices), checked for what the spec cannot say: an absolute path, an octal mode, and
+    content exactly when the entry is a file."""
+    path, state = spec["path"], spec["state"]
     if not os.path.isabs(path):
         raise ConfigFilesError(f"{path}: give an absolute path")
-    if state not in STATES:
-        raise ConfigFilesError(f"{path}: state {state!r} is not one of {', '.join(STATES)}")
     try:
         mode = int(str(spec["mode"]), 8)
     except (KeyError, TypeError, ValueError):
@@ -76,9 +73,7 @@ def entry(spec: dict[str, Any]) -> Entry:
         raise ConfigFilesError(f"{path}: a directory takes no content or validate")
     if validate and "%s" not in validate:
         raise ConfigFilesError(f"{path}: validate must name the candidate file as %s")
-    return Entry(
-        path, state, mode, spec.get("owner") or "root", spec.get("group") or "root", content, validate
-    )
+    return Entry(path, state, mode, spec["owner"], spec["group"], content, validate)
 
 
 def _ids(item: Entry) -> tuple[int, int]:
@@ -144,27 +139,36 @@ def apply(
     """Apply the entries in order (a directory before the files in it). `run_validate(command)` runs a
     validate command and returns (exit status, what it printed); a candidate it refuses is removed and
     the target left as it was. In check mode nothing is written and validate does not run."""
+    # Owners and groups are resolved for every entry before the first is written, so a name the host
+    # lacks changes nothing. A check run may declare an owner the same run would create first: there
+    # the names are not looked up, and a name the host lacks never matches what is there.
+    resolved = [(item, (-1, -1) if check_mode else _ids(item)) for item in items]
     outcome = Outcome()
-    try:
-        for item in items:
-            _apply_one(item, outcome, check_mode=check_mode, want_diff=want_diff, run_validate=run_validate)
-    except ConfigFilesError as error:
-        error.changed_paths = outcome.changed_paths  # what was done before it stays done, and is reported
-        raise
+    for item, (uid, gid) in resolved:
+        try:
+            _apply_one(
+                item, uid, gid, outcome, check_mode=check_mode, want_diff=want_diff, run_validate=run_validate
+            )
+        except OSError as error:  # named by the entry, like the module's own refusals
+            failure = ConfigFilesError(f"{item.path}: {error.strerror or error}")
+            failure.changed_paths = outcome.changed_paths
+            raise failure from error
+        except ConfigFilesError as error:
+            error.changed_paths = outcome.changed_paths  # what was done before it stays done, and is reported
+            raise
     return outcome
 
 
 def _apply_one(
     item: Entry,
+    uid: int,
+    gid: int,
     outcome: Outcome,
     *,
     check_mode: bool,
     want_diff: bool,
     run_validate: Callable[[str], tuple[int, str]],
 ) -> None:
-    # A check run may declare an owner the same run would create first: the names are looked up only
-    # when writing, and a name the host lacks never matches what is there.
-    uid, gid = (-1, -1) if check_mode else _ids(item)
     if item.content is not None:  # what the file holds after this run (in check mode: would hold)
         outcome.checksums[item.path] = hashlib.sha256(item.content.encode("utf-8")).hexdigest()
     wanted = _attributes(item.mode, item.owner, item.group)
