@@ -32,9 +32,19 @@ options:
     type: str
     required: true
   timeout:
-    description: Seconds to wait in all.
+    description: Seconds to wait in all, before what O(timeout_per_gib) adds.
     type: int
     required: true
+  weights_dir:
+    description:
+      - The model directory the server loads. The size of its weight files (C(*.safetensors), C(*.bin),
+        C(*.pt)) adds O(timeout_per_gib) seconds per GiB to O(timeout), since large models load for
+        many minutes.
+    type: path
+  timeout_per_gib:
+    description: Seconds added to O(timeout) per GiB of weights in O(weights_dir).
+    type: float
+    default: 0
   interval:
     description: Seconds between probes.
     type: int
@@ -67,6 +77,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+timeout_s:
+  description: Seconds the module waits in all (O(timeout) plus what the weights' size adds).
+  type: int
+  returned: always
 elapsed_s:
   description: Seconds from the first probe until the completion answered.
   type: float
@@ -149,13 +163,21 @@ def main():
             "model": {"type": "str", "required": True},
             "unit": {"type": "str", "required": True},
             "timeout": {"type": "int", "required": True},
+            "weights_dir": {"type": "path"},
+            "timeout_per_gib": {"type": "float", "default": 0},
             "interval": {"type": "int", "default": 5},
         },
         supports_check_mode=True,
     )
     params = module.params
+    weight_bytes = service_readiness.weights_bytes(params["weights_dir"]) if params["weights_dir"] else 0
+    timeout_s = service_readiness.readiness_timeout(
+        params["timeout"], params["timeout_per_gib"], weight_bytes
+    )
     if module.check_mode:
-        module.exit_json(changed=False, skipped=True, msg="probing skipped in check mode")
+        module.exit_json(
+            changed=False, skipped=True, msg="probing skipped in check mode", timeout_s=timeout_s
+        )
 
     started = time.monotonic()
     unit_at_start = read_unit(module, params["unit"])
@@ -166,11 +188,14 @@ def main():
         """Fail with this start's log: the invocation that was running when the wait began."""
         lines = journal_of(module, params["unit"], invocation)
         module.fail_json(
-            msg=service_readiness.failure_report(reason, lines), probes=probes, invocation_id=invocation
+            msg=service_readiness.failure_report(reason, lines),
+            probes=probes,
+            invocation_id=invocation,
+            timeout_s=timeout_s,
         )
 
     probes, reason = 0, "no probe sent"
-    while time.monotonic() - started < params["timeout"]:
+    while time.monotonic() - started < timeout_s:
         verdict, reason = service_readiness.unit_verdict(read_unit(module, params["unit"]), restarts_at_start)
         if verdict == service_readiness.FAILED:
             fail(f"{params['unit']}: {reason}", probes)
@@ -194,9 +219,10 @@ def main():
                 elapsed_s=round(time.monotonic() - started, 1),
                 probes=probes,
                 invocation_id=invocation,
+                timeout_s=timeout_s,
             )
         time.sleep(params["interval"])
-    fail(f"not ready after {params['timeout']} s (last: {reason})", probes)
+    fail(f"not ready after {timeout_s} s (last: {reason})", probes)
 
 
 if __name__ == "__main__":

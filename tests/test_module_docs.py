@@ -41,7 +41,9 @@ def ansible_doc(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_module_is_covered():
-    assert MODULES == ["config_files", "gpu_facts", "model_fetch", "unit_sandbox", "vllm_ready", "vram_check"]
+    assert MODULES == [
+        "config_files", "gpu_facts", "host_facts", "model_fetch", "unit_sandbox", "vllm_ready", "vram_check"
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +124,23 @@ def test_returned_keys_are_documented(tmp_path):
             )
         ],
         "gpu_facts": [run_ansible_module(tmp_path, "gpu_facts", "profile=dev-h100-1")],
+        "host_facts": [
+            run_ansible_module(
+                tmp_path,
+                "host_facts",
+                json.dumps(
+                    {
+                        "paths": [str(tmp_path)],
+                        "packages": ["dpkg"],
+                        "filesystems": ["/"],
+                        "users": ["root"],
+                        "groups": ["root"],
+                        "resolve": ["localhost"],
+                        "read": [str(nccl_env)],
+                    }
+                ),
+            )
+        ],
         "unit_sandbox": [
             run_ansible_module(tmp_path, "unit_sandbox", f"device=cuda nccl_env_file={nccl_env}"),
             run_ansible_module(tmp_path, "unit_sandbox", "device=cpu fabric=none"),
@@ -152,6 +171,7 @@ def test_returned_keys_are_documented(tmp_path):
     assert runs["config_files"][0]["changed_paths"] == [str(tmp_path / "etc")]
     assert runs["vram_check"][0]["checked"] is True and runs["vram_check"][1]["checked"] is False
     assert "expected" in runs["gpu_facts"][0]
+    assert runs["host_facts"][0]["paths"][str(tmp_path)]["isdir"] is True
     assert runs["unit_sandbox"][0]["fabric"] == "infiniband" and runs["unit_sandbox"][0]["nccl_networks"] == [
         "IB"
     ]

@@ -95,3 +95,18 @@ def test_vllm_error_records_behind_a_process_prefix_are_picked():
         "ValueError: To serve at least one request with the model's max seq len (40960), 10.00 GiB KV cache",
     ]
     assert ready.error_lines(lines) == [lines[1], lines[3]]
+
+
+def test_the_wait_grows_with_the_weights_in_the_model_directory(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model-00001.safetensors").write_bytes(b"\0" * 3000)
+    (model / "pytorch_model.bin").write_bytes(b"\0" * 1000)
+    (model / "config.json").write_text("{}")  # not a weight file
+    (model / ".hidden.safetensors").write_bytes(b"\0" * 500)  # hidden, as find leaves it out
+    (model / "linked.safetensors").symlink_to(model / "model-00001.safetensors")  # a link, not a file
+    (tmp_path / "current").symlink_to(model)
+    assert ready.weights_bytes(str(tmp_path / "current")) == 4000
+    assert ready.weights_bytes(str(tmp_path / "absent")) == 0
+    assert ready.readiness_timeout(600, 20, 0) == 600
+    assert ready.readiness_timeout(600, 20, 16 * ready.GIB + ready.GIB // 2) == 930

@@ -5,11 +5,39 @@ Pure functions, no Ansible imports: used by library/vllm_ready.py and unit-teste
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 
 READY = "ready"
 WAIT = "wait"
 FAILED = "failed"
+
+
+# The files vLLM loads weights from; their size sets how long a start may take.
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
+GIB = 1024**3
+
+
+def weights_bytes(directory: str) -> int:
+    """The size of the weight files directly in `directory` (a link to it is followed; 0 when absent).
+    Hidden files and links inside are left out, as ansible.builtin.find leaves them by default."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    return sum(
+        entry.stat(follow_symlinks=False).st_size
+        for entry in entries
+        if entry.is_file(follow_symlinks=False)
+        and not entry.name.startswith(".")
+        and any(fnmatch.fnmatch(entry.name, pattern) for pattern in WEIGHT_PATTERNS)
+    )
+
+
+def readiness_timeout(base_s: int, per_gib_s: float, weight_bytes: int) -> int:
+    """Seconds a start may take: large models load for many minutes."""
+    return int(base_s + per_gib_s * weight_bytes / GIB)
 
 
 def parse_systemctl_show(text: str) -> dict[str, str]:

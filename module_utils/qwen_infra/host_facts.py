@@ -1,0 +1,176 @@
+"""What a role's tasks would otherwise ask a host one module run at a time, read in one run.
+
+A module run costs about half a second on the host whatever it does (docs/converge.md: the module's Python
+start), and a role that stats three paths, lists its packages, reads its service account and asks systemd
+about its unit spends several seconds on a host that needs nothing. The host_facts module answers those
+questions together; the role's changing tasks then run only where an answer says they have work to do,
+so a host that differs still gets exactly the module run it got before. Read-only.
+"""
+
+from __future__ import annotations
+
+import grp
+import math
+import os
+import pwd
+import re
+import socket
+import stat
+from collections.abc import Callable, Iterable
+from typing import Any
+
+# (argv) -> (rc, stdout, stderr), as AnsibleModule.run_command returns it.
+Runner = Callable[[list[str]], tuple[int, str, str]]
+
+MIB = 1024 * 1024
+UNIT_PROPERTIES = ("ActiveState", "UnitFileState", "NeedDaemonReload")
+
+
+class HostFactsError(Exception):
+    """A question the host cannot answer (a missing tool); the message says what to do."""
+
+
+def path_facts(path: str) -> dict[str, Any]:
+    """What ansible.builtin.stat says of a path: exists, isdir (a final link followed), islnk, lnk_source
+    (the resolved target), lnk_target (the link's text, what ansible.builtin.file compares with its src),
+    and the owner and mode of the path itself (uid, gid, mode as four octal digits; a link's own)."""
+    try:
+        own = os.lstat(path)
+    except FileNotFoundError:
+        return dict.fromkeys(("lnk_source", "lnk_target", "uid", "gid", "mode")) | {
+            "exists": False,
+            "isdir": False,
+            "islnk": False,
+        }
+    islnk = stat.S_ISLNK(own.st_mode)
+    return {
+        "exists": True,
+        "isdir": os.path.isdir(path),
+        "islnk": islnk,
+        "lnk_source": os.path.realpath(path) if islnk else None,
+        "lnk_target": os.readlink(path) if islnk else None,
+        "uid": own.st_uid,
+        "gid": own.st_gid,
+        "mode": f"{stat.S_IMODE(own.st_mode):04o}",
+    }
+
+
+def missing_packages(names: Iterable[str], run: Runner) -> list[str]:
+    """The names dpkg does not hold as installed (unknown names included), in the order given."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return []
+    rc, out, err = run(["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Status}\\n", *wanted])
+    if rc not in (0, 1):  # 1: some name is unknown to dpkg, which is an answer (not installed)
+        raise HostFactsError(f"dpkg-query failed (rc {rc}): {err.strip()}")
+    installed = {line.split()[0] for line in out.splitlines() if line.split()[1:] == ["installed"]}
+    return [name for name in wanted if name.split(":")[0] not in installed]
+
+
+def filesystem_mib(path: str) -> dict[str, int]:
+    """Size and free space in MiB, rounded up as `df --block-size=1M` rounds."""
+    fs = os.statvfs(path)
+    return {
+        "size_mib": math.ceil(fs.f_blocks * fs.f_frsize / MIB),
+        "free_mib": math.ceil(fs.f_bavail * fs.f_frsize / MIB),
+    }
+
+
+def port_holders(ports: Iterable[int], run: Runner) -> list[dict[str, Any]]:
+    """The processes listening on any of these TCP ports, each with its control groups (/proc/PID/cgroup),
+    which say which unit it runs under. A process gone before its cgroup is read is left out."""
+    ports = list(ports)
+    if not ports:
+        return []
+    selector = " or ".join(f"sport = :{port}" for port in ports)
+    argv = ["ss", "--no-header", "--listening", "--tcp", "--numeric", "--processes", f"( {selector} )"]
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise HostFactsError(f"ss failed (rc {rc}): {err.strip()}; it comes with iproute2")
+    holders = []
+    for pid in dict.fromkeys(re.findall(r"pid=(\d+)", out)):
+        try:
+            with open(f"/proc/{pid}/cgroup", encoding="utf-8") as cgroup:
+                holders.append({"pid": int(pid), "cgroup": cgroup.read()})
+        except FileNotFoundError:
+            continue
+    return holders
+
+
+def user_facts(name: str) -> dict[str, Any] | None:
+    """The account as ansible.builtin.user manages it (primary group by name), or None."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = str(entry.pw_gid)
+    return {"uid": entry.pw_uid, "group": group, "home": entry.pw_dir, "shell": entry.pw_shell,
+            "comment": entry.pw_gecos}  # fmt: skip
+
+
+def group_facts(name: str) -> dict[str, Any] | None:
+    try:
+        return {"gid": grp.getgrnam(name).gr_gid}
+    except KeyError:
+        return None
+
+
+def unit_states(units: Iterable[str], run: Runner) -> dict[str, dict[str, Any]]:
+    """systemd's view of each unit: active_state, unit_file_state (empty for a unit with no file) and
+    need_daemon_reload (its file changed since systemd read it)."""
+    units = list(dict.fromkeys(units))
+    if not units:
+        return {}
+    argv = ["systemctl", "show", "--property=" + ",".join(UNIT_PROPERTIES), "--", *units]
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise HostFactsError(f"systemctl show failed (rc {rc}): {err.strip()}")
+    blocks = out.strip("\n").split("\n\n")  # one block per unit, in the order asked
+    if len(blocks) != len(units):
+        raise HostFactsError(f"systemctl show answered {len(blocks)} block(s) for {len(units)} unit(s)")
+    states = {}
+    for unit, block in zip(units, blocks, strict=True):
+        values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        states[unit] = {
+            "active_state": values.get("ActiveState", ""),
+            "unit_file_state": values.get("UnitFileState", ""),
+            "need_daemon_reload": values.get("NeedDaemonReload", "no") == "yes",
+        }
+    return states
+
+
+def addresses(name: str) -> list[str] | None:
+    """The addresses `getent ahosts NAME` prints (getaddrinfo, any family, only families the host has
+    configured), sorted; None when the name does not resolve."""
+    try:
+        answers = socket.getaddrinfo(name, None, flags=socket.AI_ADDRCONFIG)
+    except socket.gaierror:
+        return None
+    return sorted({str(sockaddr[0]) for *_, sockaddr in answers})
+
+
+def text_of(path: str) -> str | None:
+    """A small public file's text (a certificate), or None when absent."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+def gather(params: dict[str, Any], run: Runner) -> dict[str, Any]:
+    """Every answer the parameters ask for; an empty list asks nothing."""
+    return {
+        "paths": {path: path_facts(path) for path in params["paths"]},
+        "packages_missing": missing_packages(params["packages"], run),
+        "filesystems": {path: filesystem_mib(path) for path in params["filesystems"]},
+        "port_holders": port_holders(params["ports"], run),
+        "users": {name: user_facts(name) for name in params["users"]},
+        "groups": {name: group_facts(name) for name in params["groups"]},
+        "units": unit_states(params["units"], run),
+        "addresses": {name: addresses(name) for name in params["resolve"]},
+        "contents": {path: text_of(path) for path in params["read"]},
+    }
