@@ -19,6 +19,8 @@ import stat
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .service_readiness import parse_systemctl_show
+
 # (argv) -> (rc, stdout, stderr), as AnsibleModule.run_command returns it.
 Runner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -133,7 +135,7 @@ def unit_states(units: Iterable[str], run: Runner) -> dict[str, dict[str, Any]]:
         raise HostFactsError(f"systemctl show answered {len(blocks)} block(s) for {len(units)} unit(s)")
     states = {}
     for unit, block in zip(units, blocks, strict=True):
-        values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        values = parse_systemctl_show(block)
         states[unit] = {
             "active_state": values.get("ActiveState", ""),
             "unit_file_state": values.get("UnitFileState", ""),
