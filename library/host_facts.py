@@ -63,6 +63,24 @@ options:
     type: list
     elements: str
     default: []
+  public_keys:
+    description:
+      - Absolute paths of PEM private keys whose public half to return (RV(public_keys)); the key itself is
+        never read out.
+    type: list
+    elements: str
+    default: []
+  virtualenvs:
+    description:
+      - Virtualenv directories to read without starting their Python (RV(virtualenvs)).
+    type: list
+    elements: str
+    default: []
+  distributions:
+    description: Python distributions whose installed version to read in each of O(virtualenvs).
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -137,6 +155,19 @@ contents:
   description: For each path of O(read), its text; null when absent.
   type: dict
   returned: always
+public_keys:
+  description:
+    - For each path of O(public_keys), the key's public half as PEM; null when absent, not an unencrypted
+      PEM private key, or when Python's cryptography is not installed on the host.
+  type: dict
+  returned: always
+virtualenvs:
+  description:
+    - For each directory of O(virtualenvs), C(python) (X.Y), C(purelib) (its import directory) and
+      C(distributions) (each name of O(distributions) with its installed version, null when not installed);
+      null when the directory holds no working virtualenv.
+  type: dict
+  returned: always
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -159,6 +190,9 @@ def main():
             "units": {"type": "list", "elements": "str", "default": []},
             "resolve": {"type": "list", "elements": "str", "default": []},
             "read": {"type": "list", "elements": "str", "default": []},
+            "public_keys": {"type": "list", "elements": "str", "default": []},
+            "virtualenvs": {"type": "list", "elements": "str", "default": []},
+            "distributions": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )

@@ -11,6 +11,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,47 @@ def test_units_without_systemd_fail_with_the_reason(tmp_path):
     answer = facts(tmp_path, units=["ssh.service"], paths=["/"])
     assert answer.get("failed") is True
     assert answer["msg"].startswith("cannot read the host's state: systemctl show failed")
+
+
+def test_public_keys_agree_with_openssl_and_never_show_the_key(tmp_path):
+    key = tmp_path / "host.key"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    not_a_key = tmp_path / "host.pem"
+    not_a_key.write_text("-----BEGIN CERTIFICATE-----\n")
+    absent = tmp_path / "absent.key"
+    paths = [str(key), str(not_a_key), str(absent)]
+    answer = facts(tmp_path, public_keys=paths)
+    public = subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-pubout"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert answer["public_keys"] == {str(key): public, str(not_a_key): None, str(absent): None}
+    assert "PRIVATE" not in json.dumps(answer)
+
+
+def test_virtualenvs_read_as_the_virtualenv_s_own_python_reads_them(tmp_path):
+    """The answers the vllm role used to get by starting the virtualenv's Python (its version gate and
+    the launcher's directory), checked against that Python on this repository's own virtualenv."""
+    venv = Path(sys.prefix)  # the tests run in this repository's virtualenv
+    names = ["ansible-core", "pyyaml", "PyYAML", "qwen-infra-no-such-dist"]
+    probe = (
+        "import importlib.metadata as m, json, sys, sysconfig;"
+        "v = {n: next((d.version for d in m.distributions(name=n)), None) for n in sys.argv[1:]};"
+        "print(json.dumps({'purelib': sysconfig.get_path('purelib'), 'distributions': v}))"
+    )
+    expected = json.loads(
+        subprocess.run([str(venv / "bin" / "python"), "-c", probe, *names], check=True, capture_output=True,
+                       text=True).stdout
+    )  # fmt: skip
+    broken = tmp_path / "broken"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(broken)], check=True)
+    (broken / "bin" / "python").unlink()
+    (broken / "bin" / "python").symlink_to(tmp_path / "no-such-python")
+    dirs = [str(venv), str(broken), str(tmp_path)]
+    answer = facts(tmp_path, virtualenvs=dirs, distributions=names)["virtualenvs"]
+    assert answer[str(venv)]["purelib"] == expected["purelib"]
+    assert answer[str(venv)]["distributions"] == expected["distributions"]
+    assert expected["distributions"]["ansible-core"] is not None
+    assert answer[str(broken)] is None and answer[str(tmp_path)] is None

