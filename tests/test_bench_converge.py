@@ -1,6 +1,9 @@
 """tools/bench_converge.py's own logic: which hosts each count means, and how a json-callback report becomes
 stage and task times (the benchmark itself needs the lab: `make bench-converge`)."""
 
+import subprocess
+import sys
+
 import pytest
 
 from tools import bench_converge
@@ -41,3 +44,10 @@ def test_profile_adds_task_times_per_stage_and_counts_changes():
     assert profile["tasks_run"] == 2
     assert profile["plays"] == {"A": 5.0}
     assert profile["tasks"] == {"A / t1": 2.0, "A / t2": 3.0}
+
+
+def test_the_controller_s_cpu_counts_finished_children_only():
+    before = bench_converge.children_cpu_s()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    spent = bench_converge.children_cpu_s() - before
+    assert spent > 0.05  # a child's loop that takes a good part of a second on any machine
