@@ -60,6 +60,14 @@ options:
             one, as in C(ansible.builtin.template). Runs only when the content changes, and not in
             check mode.
         type: str
+  known:
+    description:
+      - What C(host_facts) read of the host earlier in the same run (its result, with the C(paths)
+        and C(checksums) answers for these entries). Where it shows every entry already as declared
+        (kind, owner, group, mode and the sha256 of the content), the action plugin answers on the controller
+        and the module does not run on the host; otherwise the module runs as without it.
+      - Give it only when no task between that read and this one changes these paths.
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -110,6 +118,10 @@ existed:
   type: list
   elements: str
   returned: always
+confirmed_on_controller:
+  description: True when O(known) showed every entry as declared and the module did not run on the host.
+  type: bool
+  returned: when the module did not run
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -137,6 +149,8 @@ def main():
                     "validate": {"type": "str"},
                 },
             },
+            # Read by the action plugin (action_plugins/config_files.py), which does not pass it on.
+            "known": {"type": "dict"},
         },
         supports_check_mode=True,
     )

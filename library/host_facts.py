@@ -63,6 +63,13 @@ options:
     type: list
     elements: str
     default: []
+  checksums:
+    description:
+      - Absolute paths of files whose sha256 to return (RV(checksums)), which C(config_files) compares with
+        what it would write (its C(known) option).
+    type: list
+    elements: str
+    default: []
   public_keys:
     description:
       - Absolute paths of PEM private keys whose public half to return (RV(public_keys)); the key itself is
@@ -116,7 +123,8 @@ paths:
   description:
     - For each path of O(paths), C(exists), C(isdir) (a final link followed), C(islnk), C(lnk_source) (the
       resolved target of a link, else null), C(lnk_target) (the link's text, else null), and C(uid),
-      C(gid) and C(mode) (four octal digits) of the path itself (null when absent).
+      C(gid), their names C(owner) and C(group) (the number where there is no name) and C(mode) (four
+      octal digits) of the path itself (null when absent).
   type: dict
   returned: always
 packages_missing:
@@ -155,6 +163,10 @@ contents:
   description: For each path of O(read), its text; null when absent.
   type: dict
   returned: always
+checksums:
+  description: For each path of O(checksums), the sha256 of a regular file's bytes; null for anything else.
+  type: dict
+  returned: always
 public_keys:
   description:
     - For each path of O(public_keys), the key's public half as PEM; null when absent, not an unencrypted
@@ -190,6 +202,7 @@ def main():
             "units": {"type": "list", "elements": "str", "default": []},
             "resolve": {"type": "list", "elements": "str", "default": []},
             "read": {"type": "list", "elements": "str", "default": []},
+            "checksums": {"type": "list", "elements": "str", "default": []},
             "public_keys": {"type": "list", "elements": "str", "default": []},
             "virtualenvs": {"type": "list", "elements": "str", "default": []},
             "distributions": {"type": "list", "elements": "str", "default": []},

@@ -149,3 +149,42 @@ def test_a_file_needs_content_and_a_directory_takes_none(tmp_path):
         tmp_path, [{"path": str(tmp_path / "d"), "state": "directory", "mode": "0755", "content": "x"}]
     )
     assert dir_content["failed"] is True and "a directory takes no content" in dir_content["msg"]
+
+
+def read_back(tmp_path: Path, files: list[dict]) -> dict:
+    """What the roles pass as `known`: host_facts' answers for the entries' paths."""
+    paths = [entry["path"] for entry in files]
+    answer = run_ansible_module(tmp_path, "host_facts", json.dumps({"paths": paths, "checksums": paths}))
+    return {"paths": answer["paths"], "checksums": answer["checksums"]}
+
+
+def run_known(tmp_path: Path, files: list[dict], known: dict) -> dict:
+    return run_ansible_module(tmp_path, "config_files", json.dumps({"files": files, "known": known}))
+
+
+def test_known_state_is_confirmed_on_the_controller_as_the_module_would_report_it(tmp_path):
+    root = tmp_path / "etc"
+    run(tmp_path, layout(root))
+    module_says = run(tmp_path, layout(root))  # the module itself, on the host, nothing to change
+    confirmed = run_known(tmp_path, layout(root), read_back(tmp_path, layout(root)))
+    assert confirmed["confirmed_on_controller"] is True and confirmed["changed"] is False
+    for key in ("changed_paths", "existed", "checksums"):
+        assert confirmed[key] == module_says[key]
+    assert "confirmed_on_controller" not in module_says
+
+
+def test_any_difference_from_the_known_state_runs_the_module(tmp_path):
+    root = tmp_path / "etc"
+    conf, unit = root / "app.conf", root / "app.service"
+    stale = read_back(tmp_path, layout(root))  # before anything was written: every entry absent
+    first = run_known(tmp_path, layout(root), stale)
+    assert "confirmed_on_controller" not in first
+    assert first["changed_paths"] == [entry["path"] for entry in layout(root)]
+    conf.chmod(0o600)
+    unit.write_text("[Unit]\n")
+    fixed = run_known(tmp_path, layout(root), read_back(tmp_path, layout(root)))
+    assert "confirmed_on_controller" not in fixed and fixed["changed_paths"] == [str(conf), str(unit)]
+    assert mode(conf) == "0640" and unit.read_text() == "[Service]\n"
+    os.chown(conf, 0, 0)  # the group differs from the declared nogroup
+    regrouped = run_known(tmp_path, layout(root), read_back(tmp_path, layout(root)))
+    assert regrouped["changed_paths"] == [str(conf)] and conf.stat().st_gid != 0

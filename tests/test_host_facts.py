@@ -43,11 +43,12 @@ def test_paths_as_stat_sees_them(tmp_path):
     assert current["islnk"] and current["isdir"] and current["lnk_target"] == str(release)
     assert current["lnk_source"] == str(release.resolve())
     assert current["uid"] == os.getuid()
+    assert plain["owner"] == pwd.getpwuid(os.getuid()).pw_name
     assert not plain["islnk"] and not plain["isdir"] and plain["mode"] == "0640"
     assert plain["lnk_target"] is None
     assert absent == {
         "exists": False, "isdir": False, "islnk": False, "lnk_source": None, "lnk_target": None,
-        "uid": None, "gid": None, "mode": None,
+        "uid": None, "gid": None, "owner": None, "group": None, "mode": None,
     }  # fmt: skip
 
 
@@ -162,3 +163,13 @@ def test_virtualenvs_read_as_the_virtualenv_s_own_python_reads_them(tmp_path):
     assert answer[str(venv)]["distributions"] == expected["distributions"]
     assert expected["distributions"]["ansible-core"] is not None
     assert answer[str(broken)] is None and answer[str(tmp_path)] is None
+
+
+def test_checksums_agree_with_sha256sum(tmp_path):
+    config = tmp_path / "qwen.conf"
+    config.write_text("listen 10.0.0.1\n")
+    (tmp_path / "link.conf").symlink_to(config)
+    paths = [str(config), str(tmp_path / "link.conf"), str(tmp_path), str(tmp_path / "absent.conf")]
+    answer = facts(tmp_path, checksums=paths)["checksums"]
+    sha256sum = subprocess.run(["sha256sum", str(config)], check=True, capture_output=True, text=True)
+    assert answer == {paths[0]: sha256sum.stdout.split()[0], paths[1]: None, paths[2]: None, paths[3]: None}

@@ -4,6 +4,7 @@ No second copy lives in the repository: the collection is assembled in a staging
 .cache/collection, git-ignored) and `ansible-galaxy collection build` runs there. What goes where:
 
   library/*.py                      -> plugins/modules/
+  action_plugins/*.py               -> plugins/action/ (a module's action plugin, by the module's name)
   module_utils/qwen_infra/          -> plugins/module_utils/qwen_infra/ (the modules import it from there)
   roles/<role>/                     -> roles/<role>/
   roles/<role>/filter_plugins/*.py  -> plugins/filter/: a role inside a collection loads no plugins of its
@@ -142,6 +143,10 @@ def stage(out: Path) -> Path:
     modules.mkdir(parents=True)
     for module in sorted((REPO / "library").glob("*.py")):
         shutil.copy2(module, modules / module.name)
+    actions = collection / "plugins" / "action"
+    actions.mkdir(parents=True)
+    for action in sorted((REPO / "action_plugins").glob("*.py")):
+        shutil.copy2(action, actions / action.name)
     shutil.copytree(
         REPO / "module_utils" / "qwen_infra",
         collection / "plugins" / "module_utils" / "qwen_infra",

@@ -260,3 +260,39 @@ def _diffs(
         was = {**describe, **before} if before else {"path": item.path, "state": "absent"}
         diffs.append({**header, "before": was, "after": {**describe, **wanted}})
     return diffs
+
+
+# Defaults of the module's argument spec for an entry, for entries judged before the module runs.
+ENTRY_DEFAULTS = {"state": "file", "owner": "root", "group": "root"}
+
+
+def confirmed_by(specs: list[dict[str, Any]], known: dict[str, Any]) -> dict[str, Any] | None:
+    """The module's result for `specs` when `known` (what host_facts read of the host earlier in the run:
+    its `paths` and `checksums`) shows every entry already as declared, so no module needs to run; None
+    when any entry is missing from `known`, differs from it, or cannot be judged (then the module runs
+    and decides, with every check and refusal of its own)."""
+    paths, checksums = known.get("paths") or {}, known.get("checksums") or {}
+    result: dict[str, Any] = {"changed_paths": [], "existed": [], "checksums": {}}
+    for spec in specs:
+        try:
+            item = entry({**ENTRY_DEFAULTS, **{k: v for k, v in spec.items() if v is not None}})
+        except ConfigFilesError:
+            return None
+        seen = paths.get(item.path)
+        if not seen or not seen.get("exists") or seen.get("islnk"):
+            return None
+        if bool(seen.get("isdir")) != (item.state == "directory"):
+            return None
+        if [seen.get("owner"), seen.get("group"), seen.get("mode")] != [
+            item.owner,
+            item.group,
+            f"{item.mode:04o}",
+        ]:
+            return None
+        if item.content is not None:
+            checksum = hashlib.sha256(item.content.encode("utf-8")).hexdigest()
+            if checksums.get(item.path) != checksum:
+                return None
+            result["checksums"][item.path] = checksum
+        result["existed"].append(item.path)
+    return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import hashlib
 import math
 import os
 import pwd
@@ -33,14 +34,23 @@ class HostFactsError(Exception):
     """A question the host cannot answer (a missing tool); the message says what to do."""
 
 
+def _name(lookup: Callable[[int], Any], number: int) -> str:
+    """An account's or group's name, or its number where it has none (as config_files compares them)."""
+    try:
+        return str(lookup(number)[0])
+    except KeyError:
+        return str(number)
+
+
 def path_facts(path: str) -> dict[str, Any]:
     """What ansible.builtin.stat says of a path: exists, isdir (a final link followed), islnk, lnk_source
     (the resolved target), lnk_target (the link's text, what ansible.builtin.file compares with its src),
-    and the owner and mode of the path itself (uid, gid, mode as four octal digits; a link's own)."""
+    and the owner and mode of the path itself (uid, gid, their names owner and group, mode as four octal
+    digits; a link's own)."""
     try:
         own = os.lstat(path)
     except FileNotFoundError:
-        return dict.fromkeys(("lnk_source", "lnk_target", "uid", "gid", "mode")) | {
+        return dict.fromkeys(("lnk_source", "lnk_target", "uid", "gid", "owner", "group", "mode")) | {
             "exists": False,
             "isdir": False,
             "islnk": False,
@@ -54,8 +64,22 @@ def path_facts(path: str) -> dict[str, Any]:
         "lnk_target": os.readlink(path) if islnk else None,
         "uid": own.st_uid,
         "gid": own.st_gid,
+        "owner": _name(pwd.getpwuid, own.st_uid),
+        "group": _name(grp.getgrgid, own.st_gid),
         "mode": f"{stat.S_IMODE(own.st_mode):04o}",
     }
+
+
+def checksum_of(path: str) -> str | None:
+    """The sha256 of a regular file's bytes (what config_files reports for the content it writes), or None
+    for anything else: absent, a directory, a link, a device."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def missing_packages(names: Iterable[str], run: Runner) -> list[str]:
@@ -233,6 +257,7 @@ def gather(params: dict[str, Any], run: Runner) -> dict[str, Any]:
         "units": unit_states(params["units"], run),
         "addresses": {name: addresses(name) for name in params["resolve"]},
         "contents": {path: text_of(path) for path in params["read"]},
+        "checksums": {path: checksum_of(path) for path in params["checksums"]},
         "public_keys": {path: public_key_of(path) for path in params["public_keys"]},
         "virtualenvs": {
             path: virtualenv_facts(path, params["distributions"]) for path in params["virtualenvs"]
