@@ -11,12 +11,14 @@ BIN := $(VENV)/bin
 CACHE := .cache
 WHEELHOUSE := $(CACHE)/wheelhouse
 LAB_MODEL := $(CACHE)/lab-model/qwen3-tiny
+# This machine's own PATH, for steps that must not pick up a virtualenv another step is still installing.
+HOST_PATH := $(PATH)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # The lab's own vault password (committed on purpose, lab only); never loaded for other inventories.
 LAB_VAULT := --vault-id lab@inventories/lab/vault-password.txt
 
-.PHONY: help setup engine lab lab-up lab-deploy lab-smoke lab-dashboards lab-down bench-converge test lint unit molecule molecule-opt-in collection clean
+.PHONY: help setup lab-setup engine lab lab-up lab-deploy lab-smoke lab-dashboards lab-down bench-converge test lint unit molecule molecule-opt-in collection clean
 
 help:
 	@echo "make lab    set up, bring up the lab and deploy (see README)"
@@ -27,14 +29,30 @@ help:
 	@echo "make collection  build the qwen.infra Ansible collection tarball (docs/collection.md)"
 
 # --- set-up -------------------------------------------------------------------------------------------
-$(BIN)/.installed: pyproject.toml
-	@echo "[setup] Python virtualenv $(VENV) with the pinned toolchain"
+# `make lab` needs only the lab's toolchain (the `lab` extra: Ansible, the tiny model's generator, the load
+# generator and the OpenAI client); `make test` adds the test tools on top of it.
+$(BIN)/.installed-lab: pyproject.toml
+	@echo "[setup] Python virtualenv $(VENV) with the lab's pinned toolchain"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[lab]'
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-lab pyproject.toml
+	@echo "[setup] the test toolchain in $(VENV)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/.installed engine
+	$(BIN)/python lab/check_collections.py requirements.yml
+
+# The lab's set-up: the virtualenv (then the tiny model), Docker and the base image, and the wheelhouse do
+# not depend on each other, so they run side by side (lab/together.sh); each says how long it took.
+lab-setup:
+	bash lab/together.sh \
+	  virtualenv "$(MAKE) --no-print-directory $(BIN)/.installed-lab $(LAB_MODEL)/config.json" \
+	  "docker engine and base image" "bash lab/docker-engine.sh && bash lab/base-image.sh >/dev/null" \
+	  wheelhouse "PATH='$(HOST_PATH)' bash lab/wheelhouse.sh --full $(WHEELHOUSE)"
 	$(BIN)/python lab/check_collections.py requirements.yml
 
 engine:
@@ -45,13 +63,12 @@ engine:
 	@# The alert rules are unit-tested with promtool, which comes with Debian's prometheus package.
 	command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 
-$(LAB_MODEL)/config.json: module_utils/qwen_infra/lab_model.py | $(BIN)/.installed
+$(LAB_MODEL)/config.json: module_utils/qwen_infra/lab_model.py | $(BIN)/.installed-lab
 	$(BIN)/python -m qwen_infra.lab_model --out $(LAB_MODEL)
 
 # --- the lab --------------------------------------------------------------------------------------------
 # Each step says when it started and how long it took (lab/timed.sh).
-lab: setup $(LAB_MODEL)/config.json
-	bash lab/timed.sh wheelhouse bash lab/wheelhouse.sh --full $(WHEELHOUSE)
+lab: lab-setup
 	bash lab/timed.sh "containers up" $(MAKE) --no-print-directory lab-up
 	bash lab/timed.sh "deploy (site.yml)" $(MAKE) --no-print-directory lab-deploy
 	bash lab/timed.sh "smoke test" $(MAKE) --no-print-directory lab-smoke
@@ -74,8 +91,7 @@ lab-down:
 	$(BIN)/ansible-playbook lab/down.yml -i inventories/lab
 
 # Re-converge time against host count; leaves the lab as `make lab` builds it (tools/bench_converge.py).
-bench-converge: setup $(LAB_MODEL)/config.json
-	bash lab/wheelhouse.sh --full $(WHEELHOUSE)
+bench-converge: lab-setup
 	$(BIN)/python tools/bench_converge.py
 
 # --- tests ----------------------------------------------------------------------------------------------
