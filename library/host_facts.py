@@ -88,6 +88,14 @@ options:
     type: list
     elements: str
     default: []
+  virtualenv_files:
+    description:
+      - Names of files in the import directory of each of O(virtualenvs) (a file a role installs there) to
+        answer as O(paths) and O(checksums) do, under their full paths; nothing for a directory that holds
+        no working virtualenv.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -206,6 +214,7 @@ def main():
             "public_keys": {"type": "list", "elements": "str", "default": []},
             "virtualenvs": {"type": "list", "elements": "str", "default": []},
             "distributions": {"type": "list", "elements": "str", "default": []},
+            "virtualenv_files": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )

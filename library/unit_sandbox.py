@@ -35,6 +35,13 @@ options:
       - Output of an NCCL run under this sandbox with C(NCCL_DEBUG=INFO) and C(NCCL_DEBUG_SUBSYS=INIT,NET).
         Given, the module also says whether NCCL used the fabric's network (RV(nccl_problem)).
     type: str
+  known:
+    description:
+      - What C(host_facts) read of the host earlier in the same run (its result), with O(nccl_env_file)'s
+        text among its C(contents) answers. Where it has it, the action plugin computes the answer on the
+        controller and the module does not run on the host; otherwise the module runs as without it.
+      - Give it only when no task between that read and this one changes O(nccl_env_file).
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -92,6 +99,10 @@ nccl_problem:
   description: Why O(nccl_log) does not show the fabric's network (TCP sockets instead); null when it does.
   type: str
   returned: when O(nccl_log) is given
+computed_on_controller:
+  description: True when O(known) held the environment file's text and the module did not run on the host.
+  type: bool
+  returned: when the module did not run
 """
 
 from pathlib import Path
@@ -116,32 +127,19 @@ def main():
             },
             "nccl_env_file": {"type": "path", "default": "/etc/qwen-infra/nccl.env"},
             "nccl_log": {"type": "str"},
+            # Read by the action plugin (action_plugins/unit_sandbox.py), which does not pass it on.
+            "known": {"type": "dict"},
         },
         supports_check_mode=True,
     )
     params = module.params
-    fabric = params["fabric"]
-    if fabric == "auto":
-        env_file = Path(params["nccl_env_file"])
-        fabric = unit_sandbox.recorded_fabric(env_file.read_text() if env_file.is_file() else None)
+    env_file = Path(params["nccl_env_file"])
+    env_text = env_file.read_text() if params["fabric"] == "auto" and env_file.is_file() else None
     try:
-        properties = unit_sandbox.properties(params["device"], fabric)
+        result = unit_sandbox.answer(params["device"], params["fabric"], env_text, params["nccl_log"])
     except unit_sandbox.SandboxError as error:
         module.fail_json(msg=f"{params['nccl_env_file']} records an unknown fabric: {error}")
-    judged = {}
-    if params["nccl_log"] is not None:
-        judged = {
-            "nccl_networks_used": unit_sandbox.nccl_networks_used(params["nccl_log"]),
-            "nccl_problem": unit_sandbox.nccl_network_problem(params["nccl_log"], fabric),
-        }
-    module.exit_json(
-        changed=False,
-        **judged,
-        fabric=fabric,
-        properties=[list(pair) for pair in properties],
-        rdma_devices=unit_sandbox.RDMA_DEVICES_BY_FABRIC[fabric] if params["device"] == "cuda" else [],
-        nccl_networks=unit_sandbox.NCCL_NETWORKS_BY_FABRIC[fabric],
-    )
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

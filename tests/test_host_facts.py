@@ -165,6 +165,25 @@ def test_virtualenvs_read_as_the_virtualenv_s_own_python_reads_them(tmp_path):
     assert answer[str(broken)] is None and answer[str(tmp_path)] is None
 
 
+def test_files_in_a_virtualenv_are_answered_under_their_full_paths(tmp_path):
+    """The launcher the vllm role puts in a release's import directory, whose path depends on the Python
+    version inside it: answered like any other path and checksum, and nothing for a directory without a
+    working virtualenv."""
+    venv = tmp_path / "release"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = next((venv / "lib").glob("python3.*/site-packages"))
+    (purelib / "launcher.py").write_text("print('hello')\n")
+    answer = facts(tmp_path, virtualenvs=[str(venv), str(tmp_path / "none")],
+                   virtualenv_files=["launcher.py", "absent.py"])  # fmt: skip
+    launcher, absent = str(purelib / "launcher.py"), str(purelib / "absent.py")
+    assert set(answer["paths"]) == set(answer["checksums"]) == {launcher, absent}
+    assert answer["paths"][launcher]["exists"] is True and answer["paths"][absent]["exists"] is False
+    expected = subprocess.run(
+        ["sha256sum", launcher], check=True, capture_output=True, text=True
+    ).stdout.split()[0]
+    assert answer["checksums"][launcher] == expected and answer["checksums"][absent] is None
+
+
 def test_checksums_agree_with_sha256sum(tmp_path):
     config = tmp_path / "qwen.conf"
     config.write_text("listen 10.0.0.1\n")

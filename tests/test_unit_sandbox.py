@@ -2,9 +2,12 @@
 transport (the GPU validation gate's check against a sandbox that hides the RDMA devices). The device
 lists themselves are checked against a real host's /proc/devices in tests/test_vllm_unit_devices.py."""
 
+import json
+
 import pytest
 from qwen_infra import unit_sandbox
 
+from tests.ansible_module import run_ansible_module
 from tests.module_docs import argument_spec
 
 # NCCL 2.x init lines as NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,NET prints them (host:pid:tid [rank]).
@@ -85,3 +88,38 @@ def test_the_module_offers_exactly_these_devices_and_fabrics():
     spec = argument_spec("unit_sandbox")
     assert spec["device"]["choices"] == list(unit_sandbox.DEVICES)
     assert spec["fabric"]["choices"] == ["auto", *unit_sandbox.RDMA_DEVICES_BY_FABRIC]
+
+
+def test_the_answer_from_known_text_is_the_module_s_own(tmp_path):
+    """The action plugin computes on the controller, from the environment file's text host_facts read,
+    exactly what the module reads on the host; without that text the module runs."""
+    env_file = tmp_path / "nccl.env"
+    env_file.write_text("NCCL_IB_HCA=mlx5_0:1\nQWEN_INFRA_FABRIC=roce\n")
+    args = {"device": "cuda", "nccl_env_file": str(env_file), "nccl_log": ON_IB}
+    on_host = run_ansible_module(tmp_path, "unit_sandbox", json.dumps(args))
+    known = run_ansible_module(tmp_path, "host_facts", json.dumps({"read": [str(env_file)]}))
+    on_controller = run_ansible_module(tmp_path, "unit_sandbox", json.dumps({**args, "known": known}))
+    assert on_controller.pop("computed_on_controller") is True and "computed_on_controller" not in on_host
+    assert on_host["fabric"] == "roce" and on_host["nccl_problem"] is None
+    for key in (
+        "fabric",
+        "properties",
+        "rdma_devices",
+        "nccl_networks",
+        "nccl_networks_used",
+        "nccl_problem",
+    ):
+        assert on_controller[key] == on_host[key]
+    elsewhere = run_ansible_module(tmp_path, "unit_sandbox", json.dumps({**args, "known": {"contents": {}}}))
+    assert "computed_on_controller" not in elsewhere and elsewhere["fabric"] == "roce"
+
+
+def test_an_unknown_recorded_fabric_fails_the_same_with_known_text(tmp_path):
+    env_file = tmp_path / "nccl.env"
+    env_file.write_text("QWEN_INFRA_FABRIC=tokenring\n")
+    args = {"device": "cuda", "nccl_env_file": str(env_file)}
+    known = {"contents": {str(env_file): env_file.read_text()}}
+    for done in (
+        run_ansible_module(tmp_path, "unit_sandbox", json.dumps(a)) for a in (args, {**args, "known": known})
+    ):
+        assert done["failed"] is True and "records an unknown fabric" in done["msg"]

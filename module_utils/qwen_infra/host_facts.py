@@ -245,10 +245,24 @@ def virtualenv_facts(path: str, distributions: Iterable[str]) -> dict[str, Any] 
     }
 
 
+def virtualenv_file_paths(virtualenvs: dict[str, dict[str, Any] | None], names: Iterable[str]) -> list[str]:
+    """Where each of `names` lies in the import directory of each working virtualenv (a file a role
+    installs there, whose path is known only once the virtualenv's Python version is)."""
+    return [
+        os.path.join(venv["purelib"], name)
+        for venv in virtualenvs.values()
+        if venv is not None
+        for name in names
+    ]
+
+
 def gather(params: dict[str, Any], run: Runner) -> dict[str, Any]:
-    """Every answer the parameters ask for; an empty list asks nothing."""
+    """Every answer the parameters ask for; an empty list asks nothing. Files named by `virtualenv_files`
+    are answered in `paths` and `checksums` under their full paths."""
+    virtualenvs = {path: virtualenv_facts(path, params["distributions"]) for path in params["virtualenvs"]}
+    in_virtualenvs = virtualenv_file_paths(virtualenvs, params["virtualenv_files"])
     return {
-        "paths": {path: path_facts(path) for path in params["paths"]},
+        "paths": {path: path_facts(path) for path in [*params["paths"], *in_virtualenvs]},
         "packages_missing": missing_packages(params["packages"], run),
         "filesystems": {path: filesystem_mib(path) for path in params["filesystems"]},
         "port_holders": port_holders(params["ports"], run),
@@ -257,9 +271,7 @@ def gather(params: dict[str, Any], run: Runner) -> dict[str, Any]:
         "units": unit_states(params["units"], run),
         "addresses": {name: addresses(name) for name in params["resolve"]},
         "contents": {path: text_of(path) for path in params["read"]},
-        "checksums": {path: checksum_of(path) for path in params["checksums"]},
+        "checksums": {path: checksum_of(path) for path in [*params["checksums"], *in_virtualenvs]},
         "public_keys": {path: public_key_of(path) for path in params["public_keys"]},
-        "virtualenvs": {
-            path: virtualenv_facts(path, params["distributions"]) for path in params["virtualenvs"]
-        },
+        "virtualenvs": virtualenvs,
     }

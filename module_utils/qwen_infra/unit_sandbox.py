@@ -11,6 +11,7 @@ major, looked up when the unit starts (tests/fixtures/gpu/h200/proc-devices.txt 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # "nvidia" (/dev/nvidia0..N) and "nvidiactl" share major 195; the uvm and caps majors are dynamic, so
 # they are named, never numbered.
@@ -117,3 +118,22 @@ def nccl_network_problem(output: str, fabric: str) -> str | None:
         hint = " (TCP sockets: the RDMA devices are hidden or absent)" if "Socket" in wrong else ""
         return f"NCCL used network {', '.join(wrong)}{hint}; the {fabric} fabric needs {expected[0]}"
     return None
+
+
+def answer(device: str, fabric: str, env_text: str | None, nccl_log: str | None = None) -> dict[str, Any]:
+    """The unit_sandbox module's result: `fabric` as asked (`auto`: the one `env_text`, the nccl_fabric
+    role's environment file or None where absent, records), the unit's properties and the fabric's
+    devices and NCCL networks; with `nccl_log`, whether NCCL used that network. Computed alike on the host
+    (the module) and on the controller (its action plugin, from the file's text host_facts read)."""
+    if fabric == "auto":
+        fabric = recorded_fabric(env_text)
+    result: dict[str, Any] = {
+        "fabric": fabric,
+        "properties": [list(pair) for pair in properties(device, fabric)],
+        "rdma_devices": RDMA_DEVICES_BY_FABRIC[fabric] if device == "cuda" else [],
+        "nccl_networks": NCCL_NETWORKS_BY_FABRIC[fabric],
+    }
+    if nccl_log is not None:
+        result["nccl_networks_used"] = nccl_networks_used(nccl_log)
+        result["nccl_problem"] = nccl_network_problem(nccl_log, fabric)
+    return result
