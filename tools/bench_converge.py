@@ -2,8 +2,9 @@
 
 For each host count (1, 2, 4, 8 by default) the lab's inventory is narrowed or widened to that many hosts
 (an inventory of its own under build/bench-converge/, beside the lab's group_vars), the hosts are brought
-up and converged once, then `site.yml` runs again `--runs` times; each re-run must report changed=0.
-Every run's wall time, per-stage (play) and per-task times come from Ansible's json callback.
+up and converged once (its writes flushed), then `site.yml` runs again `--runs` times (default 5); each
+re-run must report changed=0. Every run's wall time, per-stage (play) and per-task times come from
+Ansible's json callback.
 
     host count   hosts                                          what runs on them
     1            lab-node1                                      every stage (one vLLM server)
@@ -137,6 +138,8 @@ def measure(count: int, runs: int, log: Path) -> dict[str, Any]:
     print(f"[{count} hosts] bringing up {', '.join(hosts)}", flush=True)
     ansible_playbook(inventory, "lab/up.yml", json_output=False)
     catch_up_s, _, _ = ansible_playbook(inventory, "site.yml", json_output=False)
+    # The catch-up writes gigabytes (a virtualenv per new host); flushed now, not during the timed runs.
+    os.sync()
     print(f"[{count} hosts] converged in {catch_up_s:.0f} s; {runs} runs with nothing to change", flush=True)
     samples = []
     for run in range(runs):
@@ -261,7 +264,7 @@ def this_machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", default="1,2,4,8", help="host counts, ascending (default 1,2,4,8)")
-    parser.add_argument("--runs", type=int, default=3, help="re-converges per host count (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="re-converges per host count (default 5)")
     parser.add_argument("--machine", default=this_machine(), help="the machine, as the report names it")
     parser.add_argument("--name", default="converge", help="report file names under docs/benchmarks/")
     args = parser.parse_args()
