@@ -21,13 +21,12 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         known = args.pop("known", None)
-        env_file = args.get("nccl_env_file")  # named by the task: the module's default is the module's own
+        # Named by the task, or the module runs: the defaults are the module's own.
+        env_file, fabric = args.get("nccl_env_file"), args.get("fabric")
         contents = (known or {}).get("contents") or {}
-        if env_file and env_file in contents and args.get("device") in unit_sandbox.DEVICES:
+        if env_file in contents and fabric and args.get("device") in unit_sandbox.DEVICES:
             try:
-                answer = unit_sandbox.answer(
-                    args["device"], args.get("fabric") or "auto", contents[env_file], args.get("nccl_log")
-                )
+                answer = unit_sandbox.answer(args["device"], fabric, contents[env_file], args.get("nccl_log"))
             except unit_sandbox.SandboxError:
                 answer = None  # the module fails with its own message
             if answer is not None:

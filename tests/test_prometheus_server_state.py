@@ -2,35 +2,19 @@
 vars by ansible-core: services systemd already runs are left alone on a re-run (a `\\.service$` pattern in
 a folded YAML scalar once matched nothing, so every re-run started all three again)."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.paths import REPO
+from tests.role_template import role_variable
 
-ROLE = REPO / "roles" / "prometheus_server"
 SERVICES = ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"]
 
 
 def serving(units: dict[str, dict[str, str]]) -> list[str]:
     """`_prometheus_server_serving` for a host_facts answer whose units are `units`."""
     host = {"units": units, "paths": {}, "packages_missing": [], "checksums": {}}
-    args = [
-        str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-        "-e", f"ansible_python_interpreter={sys.executable}",
-        "-e", f"@{ROLE / 'defaults' / 'main.yml'}", "-e", f"@{ROLE / 'vars' / 'main.yml'}",
-        "-e", json.dumps({"__prometheus_server_host": host}),
-        "-m", "ansible.builtin.debug", "-a", "var=_prometheus_server_serving",
-    ]  # fmt: skip
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json",
-           "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}  # fmt: skip
-    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["_prometheus_server_serving"]
+    return role_variable(
+        "prometheus_server", "_prometheus_server_serving", {"__prometheus_server_host": host}
+    )
 
 
 def unit(active: str, enabled: str) -> dict[str, str]:

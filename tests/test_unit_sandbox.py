@@ -95,7 +95,7 @@ def test_the_answer_from_known_text_is_the_module_s_own(tmp_path):
     exactly what the module reads on the host; without that text the module runs."""
     env_file = tmp_path / "nccl.env"
     env_file.write_text("NCCL_IB_HCA=mlx5_0:1\nQWEN_INFRA_FABRIC=roce\n")
-    args = {"device": "cuda", "nccl_env_file": str(env_file), "nccl_log": ON_IB}
+    args = {"device": "cuda", "fabric": "auto", "nccl_env_file": str(env_file), "nccl_log": ON_IB}
     on_host = run_ansible_module(tmp_path, "unit_sandbox", json.dumps(args))
     known = run_ansible_module(tmp_path, "host_facts", json.dumps({"read": [str(env_file)]}))
     on_controller = run_ansible_module(tmp_path, "unit_sandbox", json.dumps({**args, "known": known}))
@@ -117,7 +117,7 @@ def test_the_answer_from_known_text_is_the_module_s_own(tmp_path):
 def test_an_unknown_recorded_fabric_fails_the_same_with_known_text(tmp_path):
     env_file = tmp_path / "nccl.env"
     env_file.write_text("QWEN_INFRA_FABRIC=tokenring\n")
-    args = {"device": "cuda", "nccl_env_file": str(env_file)}
+    args = {"device": "cuda", "fabric": "auto", "nccl_env_file": str(env_file)}
     known = {"contents": {str(env_file): env_file.read_text()}}
     for done in (
         run_ansible_module(tmp_path, "unit_sandbox", json.dumps(a)) for a in (args, {**args, "known": known})
