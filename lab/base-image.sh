@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the lab's Debian 12 base image with systemd as PID 1, once.
-# No registry is reachable from these machines, so the image comes from debootstrap; it is cached as a
+# No registry is reachable from these machines, so the image comes from mmdebstrap (Debian's own, with
+# apt's parallel downloads: 25 s here where debootstrap took 45 s, docs/converge.md); it is cached as a
 # Docker image whose tag is a hash of this recipe, so a changed recipe builds a new image by itself.
 # Usage: lab/base-image.sh            prints the image reference on stdout
 set -euo pipefail
@@ -30,12 +31,14 @@ if [ -z "$mirror" ]; then
   exit 1
 fi
 
-rootfs=$(mktemp -d /var/tmp/qwen-infra-rootfs.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
-log "debootstrap $suite from $mirror (about a minute)"
-debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >/dev/null
-# The container's own apt uses the same mirror.
-echo "deb $mirror $suite main" >"$rootfs/etc/apt/sources.list"
-tar -C "$rootfs" -c . | docker import - "$image" >/dev/null
+# A file, not a pipe: a failed build must not leave an imported (and cached) half image behind.
+tarball=$(mktemp --suffix=.tar /var/tmp/qwen-infra-rootfs.XXXXXX)
+trap 'rm -f "$tarball"' EXIT
+log "mmdebstrap $suite from $mirror (about half a minute)"
+# mmdebstrap writes the container's own sources.list for the same mirror and leaves no package cache.
+# It keeps the package lists, as debootstrap did: a check run on a fresh host (molecule's check step)
+# can only name packages apt knows, and check mode does not refresh the lists.
+mmdebstrap --quiet --variant=minbase --include="$packages" --skip=cleanup/apt/lists "$suite" "$tarball" "$mirror"
+docker import "$tarball" "$image" >/dev/null
 log "built base image $image"
 echo "$image"

