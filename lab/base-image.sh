@@ -38,7 +38,12 @@ log "mmdebstrap $suite from $mirror (about half a minute)"
 # mmdebstrap writes the container's own sources.list for the same mirror and leaves no package cache.
 # It keeps the package lists, as debootstrap did: a check run on a fresh host (molecule's check step)
 # can only name packages apt knows, and check mode does not refresh the lists.
-mmdebstrap --quiet --variant=minbase --include="$packages" --skip=cleanup/apt/lists "$suite" "$tarball" "$mirror"
+# force-unsafe-io (kept in the image's /etc/dpkg/dpkg.cfg.d/99mmdebstrap): dpkg skips its fsync per
+# unpacked file, as Docker's own Debian images have it; a lab host is thrown away, not recovered after a
+# power loss. Installing vLLM's OS packages, nftables and node_exporter in a lab host: 19.4 s with fsync,
+# 14.6 s without.
+mmdebstrap --quiet --variant=minbase --include="$packages" --skip=cleanup/apt/lists \
+  --dpkgopt=force-unsafe-io "$suite" "$tarball" "$mirror"
 docker import "$tarball" "$image" >/dev/null
 log "built base image $image"
 echo "$image"
