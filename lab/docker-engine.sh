@@ -7,14 +7,10 @@ set -euo pipefail
 log() { printf '[lab] %s\n' "$*" >&2; }
 
 if ! command -v dockerd >/dev/null 2>&1; then
-  log "installing docker.io and mmdebstrap from Debian"
+  log "installing docker.io from Debian"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io mmdebstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
-# lab/base-image.sh builds the base image with it.
-command -v mmdebstrap >/dev/null 2>&1 || {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
-}
 
 if docker info >/dev/null 2>&1; then
   exit 0
