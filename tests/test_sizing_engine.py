@@ -593,6 +593,16 @@ def test_layouts_vllm_refuses_are_refused_with_the_reason(name, plan, reason):
     assert any(reason in problem for problem in result.problems), result.problems
 
 
+def test_a_pipeline_longer_than_the_model_is_refused_without_a_stage_per_size():
+    # Found by tests/test_no_tracebacks.py: `qwen-infra size Qwen/Qwen3-30B-A3B --pipeline-parallel-size
+    # 5451594` built 5,451,594 stages of arithmetic and ran for minutes before saying no.
+    result = size(arch("Qwen/Qwen3-8B"), H200, Plan(pipeline_parallel_size=1000))
+    assert not result.fits
+    assert result.problems[0] == "--pipeline-parallel-size 1000 exceeds the model's 36 layers"
+    assert len(result.breakdown["stages"]) == 36
+    assert result.breakdown["plan"]["pipeline_parallel_size"] == 1000
+
+
 def test_unpadded_qwen25_72b_cannot_be_awq_split_eight_ways():
     padded = arch("Qwen/Qwen2.5-72B-Instruct-AWQ")
     unpadded = with_quantization(arch("Qwen/Qwen2.5-72B-Instruct"), "awq")

@@ -1,16 +1,17 @@
 """What one task costs on the lab's hosts, and which part of it is the connection (issue 18).
 
-Three kinds of task, each in a play of `--tasks` copies against the running lab, `--runs` times:
+Four kinds of task, each in a play of `--tasks` copies against the running lab, `--runs` times:
+a task its `when` skips (the controller still hands it to a worker per host),
 `ansible.builtin.debug` (the controller alone: no connection, nothing runs on the host),
 `ansible.builtin.raw: "true"` (the connection: a process on the host, no Python) and
 `ansible.builtin.ping` (a real module: Python starts on the host and imports ansible-core's module
 code, which every module does). Each on one host and on all of the lab's hosts at once, through the
 lab's connection plugin (community.docker.docker, a `docker exec` per task) and through
-community.docker.docker_api (the Engine API from the controller, no command per task). Pipelining and
-forks as ansible.cfg sets them. Writes the medians to docs/benchmarks/connection.md. Needs the lab up
-(`make lab`); changes nothing on it.
+community.docker.docker_api (the Engine API from the controller, no command per task; `--plugin`
+picks one). Pipelining and forks as ansible.cfg sets them. Writes the medians to
+docs/benchmarks/connection.md. Needs the lab up (`make lab`); changes nothing on it.
 
-    .venv/bin/python tools/bench_connection.py [--runs 3] [--tasks 20]
+    .venv/bin/python tools/bench_connection.py [--runs 3] [--tasks 20] [--plugin NAME ...]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ BIN = Path(sys.executable).parent
 OUTPUT = REPO / "docs" / "benchmarks" / "connection.md"
 PLUGINS = ("community.docker.docker", "community.docker.docker_api")
 TASKS = {
+    "skipped": "ansible.builtin.debug: {msg: x}\n      when: false",
     "debug": "ansible.builtin.debug: {msg: x}",
     "raw": 'ansible.builtin.raw: "true"',
     "ping": "ansible.builtin.ping:",
@@ -67,6 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--plugin", action="append", choices=PLUGINS, help="only this plugin (repeatable)")
     args = parser.parse_args()
     hosts = subprocess.run(  # noqa: S603 (a fixed argument list, no shell)
         [BIN / "ansible", "lab", "-i", REPO / "inventories" / "lab", "--list-hosts"],
@@ -75,7 +78,7 @@ def main() -> int:
     targets = {"1 host": hosts[0], f"{len(hosts)} hosts": "lab"}
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for plugin in PLUGINS:
+        for plugin in args.plugin or PLUGINS:
             for label, pattern in targets.items():
                 cost = {kind: per_task(Path(work), pattern, kind, plugin, args) for kind in TASKS}
                 rows.append((plugin, label, cost))
@@ -89,9 +92,9 @@ def main() -> int:
         f"({', '.join(hosts)}); forks and pipelining from ansible.cfg; seconds each further task adds "
         f"(a play of {args.tasks} tasks against a play of 1), medians of {args.runs} runs.",
         "",
-        "| plugin | hosts | `debug` (controller only) | `raw` (connection, no Python) | `ping` (a module) "
-        "| the module's Python start (`ping` minus `raw`) |",
-        "|---|---|---|---|---|---|",
+        "| plugin | hosts | skipped by `when` | `debug` (controller only) | `raw` (connection, no Python) "
+        "| `ping` (a module) | the module's Python start (`ping` minus `raw`) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for plugin, label, cost in rows:
         start = cost["ping"] - cost["raw"]

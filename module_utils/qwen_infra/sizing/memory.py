@@ -224,10 +224,14 @@ def size(
     )
     problems = shape_problems(arch, plan)
     inventory = tensors if tensors is not None else model_tensors(arch)
-    weights = weights_per_stage(arch, inventory, plan)
-    spans = pp_layer_ranges(arch.num_layers, plan.pipeline_parallel_size)
+    # A pipeline longer than the model's layers is refused above; its stages are sized as the longest
+    # pipeline the model has (a layer each), so that a size of millions answers at once instead of
+    # building millions of empty stages.
+    staged = replace(plan, pipeline_parallel_size=min(plan.pipeline_parallel_size, max(1, arch.num_layers)))
+    weights = weights_per_stage(arch, inventory, staged)
+    spans = pp_layer_ranges(arch.num_layers, staged.pipeline_parallel_size)
     stages = [
-        _stage_memory(arch, plan, device, stage=i, span=span, weights=weights[i], last=i == len(spans) - 1)
+        _stage_memory(arch, staged, device, stage=i, span=span, weights=weights[i], last=i == len(spans) - 1)
         for i, span in enumerate(spans)
     ]
     limiting = min(stages, key=lambda s: s.num_blocks)
