@@ -64,10 +64,7 @@ tarball=$(mktemp --suffix=.tar /var/tmp/qwen-infra-rootfs.XXXXXX)
 trap 'rm -f "$tarball"; [ -z "$engine" ] || wait "$engine" 2>/dev/null || true' EXIT
 log "mmdebstrap $suite from $mirror (about half a minute)"
 mmdebstrap --quiet "${recipe[@]}" "$suite" "$tarball" "$mirror"
-if [ -n "$engine" ]; then
-  wait "$engine" || { engine=""; exit 1; }
-  engine=""
-fi
+[ -z "$engine" ] || wait "$engine"
 docker import "$tarball" "$image" >/dev/null
 log "built base image $image"
 echo "$image"
