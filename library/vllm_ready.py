@@ -129,30 +129,40 @@ def http_json(url, api_key, payload=None, timeout=30):
 
 
 def read_unit(module, unit):
-    command = [
-        "systemctl",
-        "show",
-        "-p",
+    properties = (
         "ActiveState",
-        "-p",
         "Result",
-        "-p",
         "NRestarts",
-        "-p",
         "InvocationID",
-        unit,
-    ]
+        "ExecMainPID",
+        "ExecMainStartTimestampMonotonic",
+    )
+    command = ["systemctl", "show", *(arg for name in properties for arg in ("-p", name)), unit]
     rc, out, err = module.run_command(command)
     if rc != 0:
         module.fail_json(msg=f"cannot read the state of {unit}: {err.strip()}")
     return service_readiness.parse_systemctl_show(out)
 
 
-def journal_of(module, unit, invocation):
-    """The log lines of one invocation of the unit (its whole journal when the invocation is unknown)."""
-    selector = [f"_SYSTEMD_INVOCATION_ID={invocation}"] if invocation else ["--unit", unit, "--lines", "200"]
-    rc, out, _ = module.run_command(["journalctl", *selector, "--no-pager", "--output", "cat"])
-    return out.splitlines() if rc == 0 else []
+def journal_of(module, unit, start):
+    """The log lines of one start of the unit (`start`: its state when the wait began), or the end of
+    the unit's journal when systemd names no invocation."""
+    invocation, main_pid = start.get("InvocationID", ""), start.get("ExecMainPID", "0")
+    if not invocation:
+        rc, out, _ = module.run_command(
+            ["journalctl", "--unit", unit, "--lines", "200", "--no-pager", "--output", "cat"]
+        )
+        return out.splitlines() if rc == 0 else []
+    # This start's tagged lines, or (journalctl's "+") lines its main process wrote: see invocation_lines.
+    matches = [f"_SYSTEMD_INVOCATION_ID={invocation}"]
+    if main_pid not in ("", "0"):
+        matches += ["+", f"_SYSTEMD_UNIT={unit}", f"_PID={main_pid}"]
+    rc, out, _ = module.run_command(
+        ["journalctl", "--boot", "--all", "--no-pager", "--output", "json", *matches]
+    )
+    entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")] if rc == 0 else []
+    since_us = int(start.get("ExecMainStartTimestampMonotonic", "0") or 0)
+    return service_readiness.invocation_lines(entries, invocation, main_pid, since_us)
 
 
 def main():
@@ -186,7 +196,7 @@ def main():
 
     def fail(reason, probes):
         """Fail with this start's log: the invocation that was running when the wait began."""
-        lines = journal_of(module, params["unit"], invocation)
+        lines = journal_of(module, params["unit"], unit_at_start)
         module.fail_json(
             msg=service_readiness.failure_report(reason, lines),
             probes=probes,

@@ -110,3 +110,38 @@ def test_the_wait_grows_with_the_weights_in_the_model_directory(tmp_path):
     assert ready.weights_bytes(str(tmp_path / "absent")) == 0
     assert ready.readiness_timeout(600, 20, 0) == 600
     assert ready.readiness_timeout(600, 20, 16 * ready.GIB + ready.GIB // 2) == 930
+
+
+# Entries as `journalctl --output json` gives them; the untagged line is what journald writes when the
+# process exited before journald looked its unit up (seen in 8 of 200 instant crashes on the lab).
+THIS_START, EARLIER_START = "a" * 32, "b" * 32
+
+
+def entry(message, pid, at_us, invocation=None):
+    fields = {"MESSAGE": message, "_PID": pid, "__MONOTONIC_TIMESTAMP": str(at_us)}
+    return fields | ({"_SYSTEMD_INVOCATION_ID": invocation} if invocation else {})
+
+
+def test_a_start_keeps_its_untagged_last_line_and_no_line_of_another_start():
+    entries = [
+        entry("earlier start, same pid reused", "218", 1_000, None),
+        entry("earlier start, tagged", "77", 2_000, EARLIER_START),
+        entry("loading", "218", 5_000, THIS_START),
+        entry("ValueError: the cause", "218", 6_000, None),
+        entry("another process of the unit, untagged", "300", 6_500, None),
+    ]
+    assert ready.invocation_lines(entries, THIS_START, "218", since_us=4_000) == [
+        "loading",
+        "ValueError: the cause",
+    ]
+
+
+def test_without_a_main_pid_only_tagged_lines_count():
+    entries = [entry("tagged", "218", 5_000, THIS_START), entry("untagged", "218", 6_000)]
+    assert ready.invocation_lines(entries, THIS_START, "", since_us=0) == ["tagged"]
+
+
+def test_a_message_journald_gives_as_bytes_is_decoded():
+    coloured = list("\x1b[31mERROR\x1b[0m caf\u00e9".encode())
+    assert ready.journal_text(coloured) == "\x1b[31mERROR\x1b[0m caf\u00e9"
+    assert ready.journal_text(None) == ""

@@ -84,6 +84,37 @@ def completion_verdict(status: int | None, body: object) -> tuple[str, str]:
     return READY, "completion answered"
 
 
+def journal_text(message: object) -> str:
+    """A MESSAGE field of `journalctl --output json`: text, or a list of bytes when it is not UTF-8 or
+    holds control characters (colour codes, for one)."""
+    if isinstance(message, list):
+        return bytes(message).decode("utf-8", "replace")
+    return "" if message is None else str(message)
+
+
+def invocation_lines(
+    entries: list[dict[str, object]], invocation: str, main_pid: str, since_us: int
+) -> list[str]:
+    """The log lines of one start of a unit, from `journalctl --output json` entries of this boot.
+
+    journald tags a line with its start's invocation ID by looking the writer's unit up when it reads
+    the line; a process that exits right after writing may be gone by then, and its last lines, often
+    the ones that say why it failed, come untagged. An untagged line counts when the start's main
+    process wrote it (its PID: a service's output stream carries the PID that opened it) since that
+    process started (`since_us`, the boot's monotonic clock): never a line of an earlier start."""
+    lines = []
+    for entry in entries:
+        tag = entry.get("_SYSTEMD_INVOCATION_ID")
+        if tag:
+            ours = tag == invocation
+        else:
+            written_us = int(str(entry.get("__MONOTONIC_TIMESTAMP") or 0))
+            ours = bool(main_pid) and entry.get("_PID") == main_pid and written_us >= since_us
+        if ours:
+            lines.append(journal_text(entry.get("MESSAGE")))
+    return lines
+
+
 # vLLM's own error records ("ERROR 12-02 10:00:00 [core.py:708] ...", maybe behind a process prefix such
 # as "(EngineCore_DP0 pid=42) ") and the last line of a Python traceback ("ValueError: ...").
 _VLLM_ERROR = re.compile(r"(^|\) )ERROR \d")
