@@ -147,7 +147,9 @@ def read_unit(module, unit):
 def journal_of(module, unit, start):
     """The log lines of one start of the unit (`start`: its state when the wait began), or the end of
     the unit's journal when systemd names no invocation."""
-    invocation, main_pid = start.get("InvocationID", ""), start.get("ExecMainPID", "0")
+    invocation = start.get("InvocationID", "")
+    main_pid = start.get("ExecMainPID", "")
+    main_pid = "" if main_pid == "0" else main_pid  # systemd says 0 when there is none
     if not invocation:
         rc, out, _ = module.run_command(
             ["journalctl", "--unit", unit, "--lines", "200", "--no-pager", "--output", "cat"]
@@ -155,7 +157,7 @@ def journal_of(module, unit, start):
         return out.splitlines() if rc == 0 else []
     # This start's tagged lines, or (journalctl's "+") lines its main process wrote: see invocation_lines.
     matches = [f"_SYSTEMD_INVOCATION_ID={invocation}"]
-    if main_pid not in ("", "0"):
+    if main_pid:
         matches += ["+", f"_SYSTEMD_UNIT={unit}", f"_PID={main_pid}"]
     rc, out, _ = module.run_command(
         ["journalctl", "--boot", "--all", "--no-pager", "--output", "json", *matches]

@@ -3,7 +3,8 @@
 # while `playbooks/rolling.yml -e rolling_restart=true` runs, as molecule/rolling does.
 #   tools/bench_rollout.sh NAME [bench load options, e.g. --concurrency 2 or --rate 2]
 # Needs the lab up (`make lab`). Prints the rollout's seconds, its slowest tasks and the bench's request
-# counts; the bench report and the playbook's output go to build/artifacts/bench_rollout/NAME.*.
+# counts, and exits with the rollout's status; the bench report and the playbook's output go to
+# build/artifacts/bench_rollout/NAME.*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: tools/bench_rollout.sh NAME [bench options]}
@@ -44,3 +45,4 @@ requests = json.load(open(f"{out}/{name}.json"))["requests"]
 print(f"{name}: rollout exit {status}, {float(ended) - float(started):.1f} s; bench requests {requests}")
 PY
 grep -A4 '^=====' "$out/$name.rollout.log" | tail -4
+exit "$status"

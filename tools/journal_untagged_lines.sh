@@ -3,7 +3,7 @@
 # the start's main PID still names it (what library/vllm_ready.py relies on to keep such lines).
 # Runs on a host with systemd, for example a lab host:
 #   docker exec -i lab-mon bash -s 200 < tools/journal_untagged_lines.sh
-# Installs and removes a transient test unit, journal-untagged-test.service.
+# Installs and removes a runtime test unit, /run/systemd/system/journal-untagged-test.service.
 set -euo pipefail
 starts=${1:-100}
 unit=journal-untagged-test
@@ -18,10 +18,13 @@ for _ in $(seq "$starts"); do
     systemctl start $unit 2>/dev/null || true
     sleep 0.3
     eval "$(systemctl show -p InvocationID -p ExecMainPID $unit)"
-    if ! journalctl _SYSTEMD_INVOCATION_ID="$InvocationID" -o cat --no-pager | grep -q journal-untagged-marker; then
+    # grep reads all of its input: with -q it could stop early, and pipefail would count journalctl's
+    # SIGPIPE as a line not found.
+    if ! journalctl _SYSTEMD_INVOCATION_ID="$InvocationID" -o cat --no-pager |
+        grep journal-untagged-marker >/dev/null; then
         untagged=$((untagged + 1))
         journalctl --boot -o cat --no-pager _SYSTEMD_UNIT=$unit.service _PID="$ExecMainPID" |
-            grep -q journal-untagged-marker && by_pid=$((by_pid + 1))
+            grep journal-untagged-marker >/dev/null && by_pid=$((by_pid + 1))
     fi
     systemctl reset-failed $unit
 done
