@@ -120,6 +120,16 @@ def test_the_cpu_build_has_none_of_the_packages_it_leaves_out(host):
     assert installed.isdisjoint({"triton", "torchvision", "torchaudio", "torchcodec"})
 
 
+def test_every_python_of_the_cpu_build_asks_for_the_amx_tiles_at_start(host):
+    # roles/vllm/files/qwen_vllm_amx.py, run by its .pth hook: without it, vLLM's CPU attention kills
+    # the worker on a CPU with AMX at the first request (SIGILL). Its effect is tested in
+    # tests/test_vllm_amx.py; this checks that the service's interpreter runs it.
+    hooked = "import sys; print('qwen_vllm_amx' in sys.modules)"
+    found = host.run("runuser -u vllm -- /opt/vllm/venv/bin/python -c %s", hooked)
+    assert found.rc == 0, found.stderr
+    assert found.stdout.strip() == "True"
+
+
 def test_unit_passes_systemd_verify(host):
     assert host.run(f"systemd-analyze verify {UNIT_FILE}").rc == 0
 
