@@ -1,0 +1,88 @@
+"""Load, in the controller's own process, the plugins every task's worker would otherwise load again.
+
+ansible-core forks a worker process for each task on each host, and a worker starts from what the
+controller's process has loaded. The controller never templates with a filter or test and never opens a
+connection itself, so each worker loads Jinja's filters and tests (about 270 wrappers, built on first
+use) and the host's connection plugin (with its imports: for the lab's docker connection, the
+community.docker collection's code) again, and throws them away when it exits. Loaded here, once, before
+each play's first worker is forked, every worker inherits them. What it saves is measured in
+docs/converge.md ("Load before fork"); nothing a task does or reports changes.
+
+Enabled in ansible.cfg (`callbacks_enabled`); it prints nothing. Any plugin it cannot load is left to
+the worker, which reports the error where it always did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible import constants
+from ansible.plugins.callback import CallbackBase
+from ansible.plugins.loader import connection_loader, filter_loader, test_loader
+from ansible.utils.display import Display
+
+DOCUMENTATION = """
+    name: load_before_fork
+    type: aggregate
+    short_description: load template and connection plugins before the workers are forked
+    description:
+      - At the start of each play, loads every filter and test plugin outside collections and the
+        connection plugin of each of the play's hosts in the controller's process, so the worker forked
+        for each task and host inherits them instead of loading them again.
+    requirements:
+      - enable in ansible.cfg (callbacks_enabled = load_before_fork)
+"""
+
+display = Display()
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "load_before_fork"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hosts_seen: set[str] = set()  # a host's connection is looked up once per run
+        self.connections_loaded: set[str] = set()
+
+    def v2_playbook_on_play_start(self, play: Any) -> None:
+        # Again at each play: a role with plugins of its own, loaded since, clears the loaders' caches.
+        for loader in (filter_loader, test_loader):
+            _load(lambda loader=loader: list(loader.all()), f"the {loader.type} plugins")
+        for connection in self._connections(play) - self.connections_loaded:
+            if _load(lambda name=connection: connection_loader.get(name, class_only=True), connection):
+                self.connections_loaded.add(connection)
+
+    def _connections(self, play: Any) -> set[str]:
+        """The connection plugins of the play's hosts not looked at before: their `ansible_connection`,
+        else the play's `connection`, else the default (ssh)."""
+        variable_manager = play.get_variable_manager()
+        if variable_manager is None:
+            return set()
+        play_vars = variable_manager.get_vars(play=play)
+        hostvars = play_vars.get("hostvars")
+        fallback = play.connection or constants.DEFAULT_TRANSPORT
+        names = {fallback}
+        for host in play_vars.get("ansible_play_hosts_all", []):
+            if host in self._hosts_seen or hostvars is None:
+                continue
+            self._hosts_seen.add(host)
+            try:
+                name = hostvars[host].get("ansible_connection") or fallback
+            except Exception as error:  # the worker templates it again and reports it
+                display.vvvv(f"load_before_fork: {host}'s connection left to the worker: {error}")
+                continue
+            if isinstance(name, str):
+                names.add(name)
+        return names
+
+
+def _load(load: Any, what: str) -> bool:
+    try:
+        load()
+    except Exception as error:  # the worker loads it again and reports the error
+        display.vvvv(f"load_before_fork: {what} left to the workers: {error}")
+        return False
+    return True
