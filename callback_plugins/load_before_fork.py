@@ -14,6 +14,7 @@ the worker, which reports the error where it always did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ansible import constants
@@ -45,15 +46,15 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hosts_seen: set[str] = set()  # a host's connection is looked up once per run
-        self.connections_loaded: set[str] = set()
+        self._connections_loaded: set[str] = set()
 
     def v2_playbook_on_play_start(self, play: Any) -> None:
         # Again at each play: a role with plugins of its own, loaded since, clears the loaders' caches.
         for loader in (filter_loader, test_loader):
             _load(lambda loader=loader: list(loader.all()), f"the {loader.type} plugins")
-        for connection in self._connections(play) - self.connections_loaded:
+        for connection in self._connections(play) - self._connections_loaded:
             if _load(lambda name=connection: connection_loader.get(name, class_only=True), connection):
-                self.connections_loaded.add(connection)
+                self._connections_loaded.add(connection)
 
     def _connections(self, play: Any) -> set[str]:
         """The connection plugins of the play's hosts not looked at before: their `ansible_connection`,
@@ -65,8 +66,10 @@ class CallbackModule(CallbackBase):
         hostvars = play_vars.get("hostvars")
         fallback = play.connection or constants.DEFAULT_TRANSPORT
         names = {fallback}
+        if hostvars is None:  # the controller has not set them up: only the play's own connection
+            return names
         for host in play_vars.get("ansible_play_hosts_all", []):
-            if host in self._hosts_seen or hostvars is None:
+            if host in self._hosts_seen:
                 continue
             self._hosts_seen.add(host)
             try:
@@ -79,7 +82,7 @@ class CallbackModule(CallbackBase):
         return names
 
 
-def _load(load: Any, what: str) -> bool:
+def _load(load: Callable[[], object], what: str) -> bool:
     try:
         load()
     except Exception as error:  # the worker loads it again and reports the error
