@@ -3,9 +3,10 @@
 ansible-core forks a worker process for each task on each host, and a worker starts from what the
 controller's process has loaded. The controller never templates with a filter or test and never opens a
 connection itself, so each worker loads Jinja's filters and tests (about 270 wrappers, built on first
-use) and the host's connection plugin (with its imports: for the lab's docker connection, the
-community.docker collection's code) again, and throws them away when it exits. Loaded here, once, before
-each play's first worker is forked, every worker inherits them. What it saves is measured in
+use) and the host's connection plugin when a collection holds it (with its imports: molecule's Docker
+connection, or community.aws.aws_ssm; ansible-core loads its own, ssh among them, in the controller)
+again, and throws them away when it exits. Loaded here, once, before each play's first worker is
+forked, every worker inherits them. What it saves is measured in
 docs/converge.md ("Load before fork"); nothing a task does or reports changes.
 
 Enabled in ansible.cfg (`callbacks_enabled`); it prints nothing. Any plugin it cannot load is left to

@@ -18,8 +18,14 @@ suite="bookworm"
 # unpacked file, as Docker's own Debian images have it; a lab host is thrown away, not recovered after a
 # power loss. Installing vLLM's OS packages, nftables and node_exporter in a lab host: 19.4 s with fsync,
 # 14.6 s without.
-recipe=(--variant=minbase --include=systemd,systemd-sysv,python3,python3-apt,sudo,iproute2
-  --skip=cleanup/apt/lists --dpkgopt=force-unsafe-io)
+# openssh-server: `make lab` reaches its hosts over SSH, as production does (lab/tasks/ssh.yml). The image
+# holds no host key and leaves sshd off: lab/up.yml gives each host its own key and starts sshd there;
+# molecule's hosts (the Docker connection) run none. sshd takes keys only, one host key (ed25519).
+recipe=(--variant=minbase --include=systemd,systemd-sysv,python3,python3-apt,sudo,iproute2,openssh-server
+  --skip=cleanup/apt/lists --dpkgopt=force-unsafe-io
+  --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*'
+  --customize-hook='chroot "$1" systemctl disable --quiet ssh.service'
+  --customize-hook='printf "%s\n" "HostKey /etc/ssh/ssh_host_ed25519_key" "PasswordAuthentication no" >"$1"/etc/ssh/sshd_config.d/qwen-lab.conf')
 recipe_hash=$(printf '%s\n' "$suite" "${recipe[@]}" | sha256sum | cut -c1-12)
 image="qwen-infra/debian12-systemd:${recipe_hash}"
 

@@ -1,5 +1,5 @@
 """callback_plugins/load_before_fork.py in real ansible-playbook runs with the repository's ansible.cfg:
-with it, a collection's connection plugin (as the lab's community.docker.docker is) and a filter plugin
+with it, a collection's connection plugin (as molecule's community.docker.docker is) and a filter plugin
 beside the playbook are loaded once, in the controller's process; without it, again in the worker forked
 for each task and host. Each plugin here writes the id of the process that loads it, so the test counts
 the loads instead of timing them. (ansible-core itself loads the connection plugins outside collections

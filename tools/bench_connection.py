@@ -6,9 +6,10 @@ a task its `when` skips (the controller still hands it to a worker per host),
 `ansible.builtin.raw: "true"` (the connection: a process on the host, no Python) and
 `ansible.builtin.ping` (a real module: Python starts on the host and imports ansible-core's module
 code, which every module does). Each on one host and on all of the lab's hosts at once, through the
-lab's connection plugin (community.docker.docker, a `docker exec` per task) and through
-community.docker.docker_api (the Engine API from the controller, no command per task; `--plugin`
-picks one). Pipelining and forks as ansible.cfg sets them. Writes the medians to
+lab's connection plugin (ansible.builtin.ssh, as production: one kept-open connection per host, a
+session on it per task), community.docker.docker (a `docker exec` per task, the lab's before) and
+community.docker.docker_api (the Engine API from the controller, no command per task); `--plugin`
+picks some. Pipelining and forks as ansible.cfg sets them. Writes the medians to
 docs/benchmarks/connection.md. Needs the lab up (`make lab`); changes nothing on it.
 
     .venv/bin/python tools/bench_connection.py [--runs 3] [--tasks 20] [--plugin NAME ...]
@@ -29,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OUTPUT = REPO / "docs" / "benchmarks" / "connection.md"
-PLUGINS = ("community.docker.docker", "community.docker.docker_api")
+PLUGINS = ("ansible.builtin.ssh", "community.docker.docker", "community.docker.docker_api")
 TASKS = {
     "skipped": "ansible.builtin.debug: {msg: x}\n      when: false",
     "debug": "ansible.builtin.debug: {msg: x}",
