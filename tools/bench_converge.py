@@ -13,6 +13,11 @@ Ansible's json callback.
     8            + lab-node3 .. lab-node6 (staged serving hosts) every stage but the vLLM start
                                                                 (vllm_service_enabled: false)
 
+The hosts are reached as the lab inventory reaches them (over SSH, lab/tasks/ssh.yml); `--connection NAME`
+gives every host that connection plugin instead (community.docker.docker: a `docker exec` per task);
+`--against NAME` times every re-run a second time with every host on NAME, right after the first (A, B,
+A, B, ...), so that two connections are compared on the same machine at the same moment.
+
 Writes docs/benchmarks/converge.{json,md,png} (medians) and the raw runs under build/bench-converge-runs/.
 At the end the lab's own inventory is converged again and the staged hosts are removed, so `make lab`
 finds the lab as it left it. Run with `make bench-converge` (needs `make lab` first: the wheelhouse,
@@ -44,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 LAB_INVENTORY = REPO / "inventories" / "lab"
 # Same depth below the project as inventories/lab: the lab's group_vars derive paths from inventory_dir.
 WORK = REPO / "build" / "bench-converge"
+WORK_AGAINST = REPO / "build" / "bench-converge-against"
 OUTPUT = REPO / "docs" / "benchmarks"
 BIN = Path(sys.executable).parent
 VAULT = ["--vault-id", f"lab@{LAB_INVENTORY / 'vault-password.txt'}"]
@@ -65,20 +71,26 @@ def composition(count: int) -> dict[str, list[str]]:
     return groups
 
 
-def write_inventory(groups: dict[str, list[str]]) -> Path:
-    WORK.mkdir(parents=True, exist_ok=True)
-    link = WORK / "group_vars"
+def host_vars(host: str, connection: str | None) -> dict[str, Any]:
+    """Inventory host variables, which win over the lab's group_vars."""
+    own: dict[str, Any] = {"vllm_service_enabled": False} if host in STAGED else {}
+    return own | ({"ansible_connection": connection} if connection else {})
+
+
+def write_inventory(groups: dict[str, list[str]], connection: str | None, work: Path = WORK) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    link = work / "group_vars"
     if not link.is_symlink():
-        link.symlink_to(os.path.relpath(LAB_INVENTORY / "group_vars", WORK))
+        link.symlink_to(os.path.relpath(LAB_INVENTORY / "group_vars", work))
     children = {
-        name: {"hosts": {host: {"vllm_service_enabled": False} if host in STAGED else {} for host in hosts}}
+        name: {"hosts": {host: host_vars(host, connection) for host in hosts}}
         for name, hosts in groups.items()
     }
     inventory = {"all": {"children": {"lab": {"children": children}, "gpu_hosts": {"hosts": {}}}}}
-    path = WORK / "hosts.yml"
+    path = work / "hosts.yml"
     header = "---\n# Written by tools/bench_converge.py.\n"
     path.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
-    return WORK
+    return work
 
 
 def children_cpu_s() -> float:
@@ -89,7 +101,7 @@ def children_cpu_s() -> float:
 
 def ansible_playbook(inventory: Path, playbook: str, *, json_output: bool) -> tuple[float, float, str]:
     """(wall seconds, the controller's CPU seconds, stdout). The controller's share: ansible-playbook, its
-    workers and the `docker exec` clients they start; the modules' own work runs in the containers,
+    workers and the ssh (or `docker exec`) clients they start; the modules' own work runs in the containers,
     outside this process tree. On a real fleet that is the part that grows on the controller per host."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     if json_output:
@@ -131,9 +143,36 @@ def profile(report: dict[str, Any]) -> dict[str, Any]:
     return {"changed": changed, "tasks_run": task_count, "plays": dict(plays), "tasks": dict(tasks)}
 
 
-def measure(count: int, runs: int, log: Path) -> dict[str, Any]:
+def rerun(inventory: Path, count: int, run: int, log: Path, against: str | None = None) -> dict[str, Any]:
+    """One timed `site.yml` with nothing to change; refused if it changed anything."""
+    seconds, cpu, stdout = ansible_playbook(inventory, "site.yml", json_output=True)
+    (log / f"hosts{count}-run{run + 1}{f'-{against}' if against else ''}.json").write_text(stdout)
+    label = f", {against}" if against else ""
+    sample = {"seconds": round(seconds, 2), "controller_cpu_s": round(cpu, 2)}
+    sample |= profile(json.loads(stdout))
+    if sample["changed"]:
+        raise SystemExit(f"[{count} hosts{label}] run {run + 1} changed {sample['changed']}: not idempotent")
+    print(
+        f"[{count} hosts{label}] run {run + 1}: {seconds:.1f} s, controller CPU {cpu:.1f} s,"
+        f" {sample['tasks_run']} tasks",
+        flush=True,
+    )
+    return sample
+
+
+def medians(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "runs_s": [sample["seconds"] for sample in samples],
+        "median_s": round(statistics.median(sample["seconds"] for sample in samples), 2),
+        "controller_cpu_s": [sample["controller_cpu_s"] for sample in samples],
+        "controller_cpu_median_s": round(statistics.median(s["controller_cpu_s"] for s in samples), 2),
+    }
+
+
+def measure(count: int, runs: int, log: Path, connection: str | None, against: str | None) -> dict[str, Any]:
     groups = composition(count)
-    inventory = write_inventory(groups)
+    inventory = write_inventory(groups, connection)
+    other = write_inventory(groups, against, WORK_AGAINST) if against else None
     hosts = [host for members in groups.values() for host in members]
     print(f"[{count} hosts] bringing up {', '.join(hosts)}", flush=True)
     ansible_playbook(inventory, "lab/up.yml", json_output=False)
@@ -141,21 +180,11 @@ def measure(count: int, runs: int, log: Path) -> dict[str, Any]:
     # The catch-up writes gigabytes (a virtualenv per new host); flushed now, not during the timed runs.
     os.sync()
     print(f"[{count} hosts] converged in {catch_up_s:.0f} s; {runs} runs with nothing to change", flush=True)
-    samples = []
+    samples, other_samples = [], []
     for run in range(runs):
-        seconds, cpu, stdout = ansible_playbook(inventory, "site.yml", json_output=True)
-        (log / f"hosts{count}-run{run + 1}.json").write_text(stdout)
-        sample = {"seconds": round(seconds, 2), "controller_cpu_s": round(cpu, 2)}
-        sample |= profile(json.loads(stdout))
-        if sample["changed"]:
-            raise SystemExit(f"[{count} hosts] run {run + 1} changed {sample['changed']}: not idempotent")
-        print(
-            f"[{count} hosts] run {run + 1}: {seconds:.1f} s, controller CPU {cpu:.1f} s,"
-            f" {sample['tasks_run']} tasks",
-            flush=True,
-        )
-        samples.append(sample)
-    median = statistics.median(sample["seconds"] for sample in samples)
+        samples.append(rerun(inventory, count, run, log))
+        if other:
+            other_samples.append(rerun(other, count, run, log, against))
     stages = {
         name: round(statistics.median(sample["plays"].get(name, 0.0) for sample in samples), 2)
         for name in samples[0]["plays"]
@@ -164,18 +193,15 @@ def measure(count: int, runs: int, log: Path) -> dict[str, Any]:
         name: statistics.median(s["tasks"][name] for s in samples) for name in samples[0]["tasks"]
     }
     slowest = sorted(task_medians, key=lambda name: -task_medians[name])
-    return {
-        "hosts": count,
-        "inventory": groups,
-        "catch_up_s": round(catch_up_s, 1),
-        "runs_s": [sample["seconds"] for sample in samples],
-        "median_s": round(median, 2),
-        "controller_cpu_s": [sample["controller_cpu_s"] for sample in samples],
-        "controller_cpu_median_s": round(statistics.median(s["controller_cpu_s"] for s in samples), 2),
+    result = {"hosts": count, "inventory": groups, "catch_up_s": round(catch_up_s, 1), **medians(samples)}
+    result |= {
         "tasks_run": samples[0]["tasks_run"],
         "stages_median_s": stages,
         "slowest_tasks_median_s": {name: round(task_medians[name], 2) for name in slowest[:10]},
     }
+    if against:
+        result["against"] = {"connection": against, **medians(other_samples)}
+    return result
 
 
 def slope(results: list[dict[str, Any]], key: str = "median_s") -> float:
@@ -211,10 +237,11 @@ def write_report(results: list[dict[str, Any]], machine: str, settings: str, nam
         row = [str(r["hosts"]), f"{r['median_s']:.1f}", runs, f"{r['controller_cpu_median_s']:.1f}",
                str(r["tasks_run"]), f"{r['catch_up_s']:.0f}"]  # fmt: skip
         lines.append("| " + " | ".join(row) + " |")
+    lines += against_lines(results)
     lines += [
         "",
         f"Time per added host (least squares over the medians): {per_host:.2f} s. The controller's CPU per"
-        f" added host (ansible-playbook, its workers and their `docker exec` clients; the modules run in the"
+        f" added host (ansible-playbook, its workers and their connection's clients; the modules run in the"
         f" containers): {cpu_per_host:.2f} s.",
         "",
     ]
@@ -232,11 +259,46 @@ def write_report(results: list[dict[str, Any]], machine: str, settings: str, nam
     plot(results, machine, name)
 
 
+def against_lines(results: list[dict[str, Any]]) -> list[str]:
+    """The second connection's table, where `--against` gave one: each count's runs interleaved."""
+    if "against" not in results[0]:
+        return []
+    other = [{"hosts": r["hosts"], **r["against"]} for r in results]
+    name = other[0]["connection"]
+    lines = [
+        "",
+        f"Every re-run above was followed at once by one with every host on `{name}`:",
+        "",
+        f"| hosts | median above (s) | `{name}`, median (s) | its runs (s) | its controller CPU (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for r, o in zip(results, other, strict=True):
+        runs = ", ".join(f"{s:.1f}" for s in o["runs_s"])
+        row = [
+            str(r["hosts"]),
+            f"{r['median_s']:.1f}",
+            f"{o['median_s']:.1f}",
+            runs,
+            f"{o['controller_cpu_median_s']:.1f}",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        f"Time per added host with `{name}` (least squares over the medians): {slope(other):.2f} s; its"
+        f" controller's CPU per added host: {slope(other, 'controller_cpu_median_s'):.2f} s.",
+    ]
+    return lines
+
+
 def plot(results: list[dict[str, Any]], machine: str, name: str) -> None:
     figure, axes = plt.subplots(figsize=(6, 4))
     for r in results:
         axes.scatter([r["hosts"]] * len(r["runs_s"]), r["runs_s"], color="0.7", s=12)
     axes.plot([r["hosts"] for r in results], [r["median_s"] for r in results], marker="o", label="median")
+    if "against" in results[0]:
+        other = [r["against"]["median_s"] for r in results]
+        label = f"median, {results[0]['against']['connection']}"
+        axes.plot([r["hosts"] for r in results], other, marker="s", linestyle="--", label=label)
     axes.set_xlabel("hosts in the inventory")
     axes.set_ylabel("site.yml with nothing to change (s)")
     axes.set_title(f"Re-converge time ({machine})", fontsize=9)
@@ -267,6 +329,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="re-converges per host count (default 5)")
     parser.add_argument("--machine", default=this_machine(), help="the machine, as the report names it")
     parser.add_argument("--name", default="converge", help="report file names under docs/benchmarks/")
+    parser.add_argument("--connection", help="every host's connection plugin (default: the lab's)")
+    parser.add_argument("--against", help="also time each re-run with every host on this connection plugin")
     args = parser.parse_args()
     counts = sorted(int(count) for count in args.hosts.split(","))
     for count in counts:  # every count refused before any host is brought up
@@ -283,13 +347,15 @@ def main() -> None:
         for line in config.splitlines()
         if line.startswith(("DEFAULT_FORKS", "ANSIBLE_PIPELINING", "DEFAULT_GATHERING"))
     )
+    connection = args.connection or "ansible.builtin.ssh (the lab inventory's)"
+    settings = "; ".join(filter(None, [settings, f"connection={connection}"]))
     results = []
     try:
         for count in counts:
-            results.append(measure(count, args.runs, log))
+            results.append(measure(count, args.runs, log, args.connection, args.against))
     finally:
         if results:
-            write_report(results, args.machine, settings or "ansible.cfg", args.name)
+            write_report(results, args.machine, settings, args.name)
         try:
             restore_lab()
         except SystemExit as failure:  # reported, without hiding why the benchmark stopped
