@@ -14,6 +14,13 @@ def test_a_count_the_benchmark_does_not_know_is_refused():
         bench_converge.composition(3)
 
 
+def test_a_connection_plugin_ansible_cannot_find_is_refused():
+    with pytest.raises(SystemExit, match=r"community\.docker\.dokcer"):
+        bench_converge.refuse_unknown_connection("community.docker.dokcer")
+    bench_converge.refuse_unknown_connection("community.docker.docker")  # a collection's plugin is found
+    bench_converge.refuse_unknown_connection(None)  # the lab inventory's own
+
+
 def test_eight_hosts_are_the_lab_and_four_staged_servers():
     groups = bench_converge.composition(8)
     hosts = [host for members in groups.values() for host in members]

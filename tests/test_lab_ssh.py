@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tests.paths import REPO
+from tools import bench_converge
 
 HOST = "lab-ssh-test"
 NETWORK = "qwen-infra-test-ssh"
@@ -28,15 +29,9 @@ def on_host(inventory: Path, command: str) -> subprocess.CompletedProcess[str]:
 
 
 def lab_inventory() -> Path:
-    """One lab host, in an inventory at the lab inventory's depth (its group_vars derive this machine's
-    paths from inventory_dir), under build/ (ignored by git)."""
-    work = REPO / "build" / "test-lab-ssh"
-    work.mkdir(parents=True, exist_ok=True)
-    link = work / "group_vars"
-    if not link.is_symlink():
-        link.symlink_to(os.path.relpath(REPO / "inventories" / "lab" / "group_vars", work))
-    (work / "hosts.yml").write_text(f"---\nall:\n  children:\n    lab:\n      hosts:\n        {HOST}:\n")
-    return work
+    """One lab host, in an inventory beside the lab's group_vars at the lab inventory's depth (they derive
+    this machine's paths from inventory_dir), as the converge benchmark writes its own, under build/."""
+    return bench_converge.write_inventory({"ssh_test": [HOST]}, None, REPO / "build" / "test-lab-ssh")
 
 
 def refused_with_another_key(inventory: Path, other_key: Path) -> str:

@@ -27,6 +27,7 @@ the lab model and the base image).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -75,6 +76,21 @@ def host_vars(host: str, connection: str | None) -> dict[str, Any]:
     """Inventory host variables, which win over the lab's group_vars."""
     own: dict[str, Any] = {"vllm_service_enabled": False} if host in STAGED else {}
     return own | ({"ansible_connection": connection} if connection else {})
+
+
+@functools.cache
+def connection_loader() -> Any:
+    """Ansible's connection plugin loader, with the collections configured (once per process)."""
+    from ansible.plugins.loader import connection_loader, init_plugin_loader  # noqa: PLC0415 - only here
+
+    init_plugin_loader()
+    return connection_loader
+
+
+def refuse_unknown_connection(name: str | None) -> None:
+    """A connection plugin Ansible cannot find is refused before any host is brought up."""
+    if name is not None and connection_loader().find_plugin(name) is None:
+        raise SystemExit(f"connection plugin {name!r}: Ansible finds none (ansible-doc -t connection -l)")
 
 
 def write_inventory(groups: dict[str, list[str]], connection: str | None, work: Path = WORK) -> Path:
@@ -335,6 +351,8 @@ def main() -> None:
     counts = sorted(int(count) for count in args.hosts.split(","))
     for count in counts:  # every count refused before any host is brought up
         composition(count)
+    for name in (args.connection, args.against):
+        refuse_unknown_connection(name)
     log = WORK.parent / "bench-converge-runs"  # not in the inventory directory, which Ansible reads whole
     log.mkdir(parents=True, exist_ok=True)
     config = subprocess.run(  # noqa: S603 - our own toolchain, argument list, no shell
