@@ -5,9 +5,10 @@ controller's process has loaded. The controller never templates with a filter or
 connection itself, so each worker loads Jinja's filters and tests (about 270 wrappers, built on first
 use) and the host's connection plugin when a collection holds it (with its imports: molecule's Docker
 connection, or community.aws.aws_ssm; ansible-core loads its own, ssh among them, in the controller)
-again, and throws them away when it exits. Loaded here, once, before each play's first worker is
-forked, every worker inherits them. What it saves is measured in
-docs/converge.md ("Load before fork"); nothing a task does or reports changes.
+again, and throws them away when it exits; so it does with a collection's filter (community.crypto's
+import `cryptography`), which the roles name and ansible.cfg lists (`collection_filters`). Loaded here,
+once, before each play's first worker is forked, every worker inherits them. What it saves is measured
+in docs/converge.md ("Load before fork"); nothing a task does or reports changes.
 
 Enabled in ansible.cfg (`callbacks_enabled`); it prints nothing. Any plugin it cannot load is left to
 the worker, which reports the error where it always did.
@@ -33,6 +34,19 @@ DOCUMENTATION = """
         for each task and host inherits them instead of loading them again.
     requirements:
       - enable in ansible.cfg (callbacks_enabled = load_before_fork)
+    options:
+      collection_filters:
+        description:
+          - Filter plugins of collections (fully qualified names) to load as well. A collection's filter
+            is otherwise loaded, with its imports, by each worker whose templates name it.
+        type: list
+        elements: str
+        default: []
+        ini:
+          - section: callback_load_before_fork
+            key: collection_filters
+        env:
+          - name: QWEN_LOAD_BEFORE_FORK_COLLECTION_FILTERS
 """
 
 display = Display()
@@ -53,6 +67,8 @@ class CallbackModule(CallbackBase):
         # Again at each play: a role with plugins of its own, loaded since, clears the loaders' caches.
         for loader in (filter_loader, test_loader):
             _load(lambda loader=loader: list(loader.all()), f"the {loader.type} plugins")
+        for name in self.get_option("collection_filters"):
+            _load(lambda name=name: filter_loader.get(name), name)
         for connection in self._connections(play) - self._connections_loaded:
             if _load(lambda name=connection: connection_loader.get(name, class_only=True), connection):
                 self._connections_loaded.add(connection)
