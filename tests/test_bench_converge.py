@@ -58,3 +58,26 @@ def test_the_controller_s_cpu_counts_finished_children_only():
     subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
     spent = bench_converge.children_cpu_s() - before
     assert spent > 0.05  # a child's loop that takes a good part of a second on any machine
+
+
+def test_a_commit_git_cannot_find_is_refused():
+    with pytest.raises(SystemExit, match="no-such-commit"):
+        bench_converge.refuse_unknown_ref("no-such-commit")
+    bench_converge.refuse_unknown_ref("HEAD")  # this checkout's own commit is found
+    bench_converge.refuse_unknown_ref(None)  # no second run asked for
+
+
+def test_the_second_checkout_is_the_commit_asked_for_and_is_removed_after():
+    git = ["git", "-C", str(bench_converge.REPO), "rev-parse", "HEAD"]
+    head = subprocess.run(git, capture_output=True, text=True, check=True).stdout
+    try:
+        bench_converge.checkout("HEAD")
+        checked_out = subprocess.run(
+            ["git", "-C", str(bench_converge.WORK_REF), "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert checked_out == head
+        assert (bench_converge.WORK_REF / "site.yml").is_file()
+    finally:
+        bench_converge.checkout(None)
+    assert not bench_converge.WORK_REF.exists()

@@ -16,7 +16,10 @@ Ansible's json callback.
 The hosts are reached as the lab inventory reaches them (over SSH, lab/tasks/ssh.yml); `--connection NAME`
 gives every host that connection plugin instead (community.docker.docker: a `docker exec` per task);
 `--against NAME` times every re-run a second time with every host on NAME, right after the first (A, B,
-A, B, ...), so that two connections are compared on the same machine at the same moment.
+A, B, ...), so that two connections are compared on the same machine at the same moment; `--against-ref
+REF` times it a second time with the playbooks, roles and ansible.cfg of commit REF (a git worktree under
+build/, run with this checkout's virtualenv on the same hosts and inventory), so that a change is
+compared with the code before it the same way.
 
 Writes docs/benchmarks/converge.{json,md,png} (medians) and the raw runs under build/bench-converge-runs/.
 At the end the lab's own inventory is converged again and the staged hosts are removed, so `make lab`
@@ -51,6 +54,7 @@ LAB_INVENTORY = REPO / "inventories" / "lab"
 # Same depth below the project as inventories/lab: the lab's group_vars derive paths from inventory_dir.
 WORK = REPO / "build" / "bench-converge"
 WORK_AGAINST = REPO / "build" / "bench-converge-against"
+WORK_REF = REPO / "build" / "bench-converge-ref"
 OUTPUT = REPO / "docs" / "benchmarks"
 BIN = Path(sys.executable).parent
 VAULT = ["--vault-id", f"lab@{LAB_INVENTORY / 'vault-password.txt'}"]
@@ -93,6 +97,26 @@ def refuse_unknown_connection(name: str | None) -> None:
         raise SystemExit(f"connection plugin {name!r}: Ansible finds none (ansible-doc -t connection -l)")
 
 
+def refuse_unknown_ref(ref: str | None) -> None:
+    """A commit git cannot find is refused before any host is brought up."""
+    if ref is None:
+        return
+    done = subprocess.run(  # noqa: S603 - fixed git command, the ref as one argument
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],  # noqa: S607 - git from PATH
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"--against-ref {ref!r}: no such commit in {REPO} (git log --oneline)")
+
+
+def checkout(ref: str | None) -> None:
+    """This repository at `ref` as a git worktree of its own (WORK_REF); none for None (removed)."""
+    git = ["git", "-C", str(REPO), "worktree"]
+    subprocess.run([*git, "remove", "--force", str(WORK_REF)], capture_output=True, check=False)  # noqa: S603
+    if ref is not None:
+        subprocess.run([*git, "add", "--detach", str(WORK_REF), ref], capture_output=True, check=True)  # noqa: S603
+
+
 def write_inventory(groups: dict[str, list[str]], connection: str | None, work: Path = WORK) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     link = work / "group_vars"
@@ -115,18 +139,21 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ansible_playbook(inventory: Path, playbook: str, *, json_output: bool) -> tuple[float, float, str]:
-    """(wall seconds, the controller's CPU seconds, stdout). The controller's share: ansible-playbook, its
-    workers and the ssh (or `docker exec`) clients they start; the modules' own work runs in the containers,
-    outside this process tree. On a real fleet that is the part that grows on the controller per host."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+def ansible_playbook(
+    inventory: Path, playbook: str, *, json_output: bool, project: Path = REPO
+) -> tuple[float, float, str]:
+    """(wall seconds, the controller's CPU seconds, stdout), the playbook and ansible.cfg of `project` (this
+    checkout, or another commit's worktree). The controller's share: ansible-playbook, its workers and the
+    ssh (or `docker exec`) clients they start; the modules' own work runs in the containers, outside this
+    process tree. On a real fleet that is the part that grows on the controller per host."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg")}
     if json_output:
         env |= {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
     cpu_before = children_cpu_s()
     started = time.monotonic()
     done = subprocess.run(  # noqa: S603 - our own playbooks, argument list, no shell
         [BIN / "ansible-playbook", "-i", str(inventory), *VAULT, playbook],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+        cwd=project, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     seconds = time.monotonic() - started
     cpu = children_cpu_s() - cpu_before
@@ -159,10 +186,13 @@ def profile(report: dict[str, Any]) -> dict[str, Any]:
     return {"changed": changed, "tasks_run": task_count, "plays": dict(plays), "tasks": dict(tasks)}
 
 
-def rerun(inventory: Path, count: int, run: int, log: Path, against: str | None = None) -> dict[str, Any]:
+def rerun(
+    inventory: Path, count: int, run: int, log: Path, *, against: str | None = None, project: Path = REPO
+) -> dict[str, Any]:
     """One timed `site.yml` with nothing to change; refused if it changed anything."""
-    seconds, cpu, stdout = ansible_playbook(inventory, "site.yml", json_output=True)
-    (log / f"hosts{count}-run{run + 1}{f'-{against}' if against else ''}.json").write_text(stdout)
+    seconds, cpu, stdout = ansible_playbook(inventory, "site.yml", json_output=True, project=project)
+    suffix = f"-{against}".replace("/", "_") if against else ""
+    (log / f"hosts{count}-run{run + 1}{suffix}.json").write_text(stdout)
     label = f", {against}" if against else ""
     sample = {"seconds": round(seconds, 2), "controller_cpu_s": round(cpu, 2)}
     sample |= profile(json.loads(stdout))
@@ -185,10 +215,17 @@ def medians(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def measure(count: int, runs: int, log: Path, connection: str | None, against: str | None) -> dict[str, Any]:
+def measure(
+    count: int, runs: int, log: Path, connection: str | None, against: str | None, *, ref: str | None = None
+) -> dict[str, Any]:
+    """`against` (a connection plugin) or `ref` (a commit) gives every re-run a second one right after it."""
     groups = composition(count)
     inventory = write_inventory(groups, connection)
-    other = write_inventory(groups, against, WORK_AGAINST) if against else None
+    other, project, label = None, REPO, against
+    if against:
+        other = write_inventory(groups, against, WORK_AGAINST)
+    elif ref:
+        other, project, label = inventory, WORK_REF, f"commit {ref}"
     hosts = [host for members in groups.values() for host in members]
     print(f"[{count} hosts] bringing up {', '.join(hosts)}", flush=True)
     ansible_playbook(inventory, "lab/up.yml", json_output=False)
@@ -200,7 +237,7 @@ def measure(count: int, runs: int, log: Path, connection: str | None, against: s
     for run in range(runs):
         samples.append(rerun(inventory, count, run, log))
         if other:
-            other_samples.append(rerun(other, count, run, log, against))
+            other_samples.append(rerun(other, count, run, log, against=label, project=project))
     stages = {
         name: round(statistics.median(sample["plays"].get(name, 0.0) for sample in samples), 2)
         for name in samples[0]["plays"]
@@ -215,8 +252,8 @@ def measure(count: int, runs: int, log: Path, connection: str | None, against: s
         "stages_median_s": stages,
         "slowest_tasks_median_s": {name: round(task_medians[name], 2) for name in slowest[:10]},
     }
-    if against:
-        result["against"] = {"connection": against, **medians(other_samples)}
+    if other:
+        result["against"] = {"label": label, **medians(other_samples)}
     return result
 
 
@@ -276,14 +313,14 @@ def write_report(results: list[dict[str, Any]], machine: str, settings: str, nam
 
 
 def against_lines(results: list[dict[str, Any]]) -> list[str]:
-    """The second connection's table, where `--against` gave one: each count's runs interleaved."""
+    """The second table, where `--against` or `--against-ref` gave one: each count's runs interleaved."""
     if "against" not in results[0]:
         return []
     other = [{"hosts": r["hosts"], **r["against"]} for r in results]
-    name = other[0]["connection"]
+    name = other[0]["label"]
     lines = [
         "",
-        f"Every re-run above was followed at once by one with every host on `{name}`:",
+        f"Every re-run above was followed at once by one with `{name}`:",
         "",
         f"| hosts | median above (s) | `{name}`, median (s) | its runs (s) | its controller CPU (s) |",
         "|---|---|---|---|---|",
@@ -313,7 +350,7 @@ def plot(results: list[dict[str, Any]], machine: str, name: str) -> None:
     axes.plot([r["hosts"] for r in results], [r["median_s"] for r in results], marker="o", label="median")
     if "against" in results[0]:
         other = [r["against"]["median_s"] for r in results]
-        label = f"median, {results[0]['against']['connection']}"
+        label = f"median, {results[0]['against']['label']}"
         axes.plot([r["hosts"] for r in results], other, marker="s", linestyle="--", label=label)
     axes.set_xlabel("hosts in the inventory")
     axes.set_ylabel("site.yml with nothing to change (s)")
@@ -346,13 +383,17 @@ def main() -> None:
     parser.add_argument("--machine", default=this_machine(), help="the machine, as the report names it")
     parser.add_argument("--name", default="converge", help="report file names under docs/benchmarks/")
     parser.add_argument("--connection", help="every host's connection plugin (default: the lab's)")
-    parser.add_argument("--against", help="also time each re-run with every host on this connection plugin")
+    second = parser.add_mutually_exclusive_group()
+    second.add_argument("--against", help="also time each re-run with every host on this connection plugin")
+    second.add_argument("--against-ref", help="also time each re-run with this commit's playbooks and roles")
     args = parser.parse_args()
     counts = sorted(int(count) for count in args.hosts.split(","))
     for count in counts:  # every count refused before any host is brought up
         composition(count)
     for name in (args.connection, args.against):
         refuse_unknown_connection(name)
+    refuse_unknown_ref(args.against_ref)
+    checkout(args.against_ref)
     log = WORK.parent / "bench-converge-runs"  # not in the inventory directory, which Ansible reads whole
     log.mkdir(parents=True, exist_ok=True)
     config = subprocess.run(  # noqa: S603 - our own toolchain, argument list, no shell
@@ -370,10 +411,12 @@ def main() -> None:
     results = []
     try:
         for count in counts:
-            results.append(measure(count, args.runs, log, args.connection, args.against))
+            result = measure(count, args.runs, log, args.connection, args.against, ref=args.against_ref)
+            results.append(result)
     finally:
         if results:
             write_report(results, args.machine, settings, args.name)
+        checkout(None)
         try:
             restore_lab()
         except SystemExit as failure:  # reported, without hiding why the benchmark stopped
