@@ -33,6 +33,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -191,7 +192,7 @@ def rerun(
 ) -> dict[str, Any]:
     """One timed `site.yml` with nothing to change; refused if it changed anything."""
     seconds, cpu, stdout = ansible_playbook(inventory, "site.yml", json_output=True, project=project)
-    suffix = f"-{against}".replace("/", "_") if against else ""
+    suffix = "-" + re.sub(r"[^A-Za-z0-9._-]+", "-", against) if against else ""
     (log / f"hosts{count}-run{run + 1}{suffix}.json").write_text(stdout)
     label = f", {against}" if against else ""
     sample = {"seconds": round(seconds, 2), "controller_cpu_s": round(cpu, 2)}
