@@ -1,9 +1,10 @@
 """callback_plugins/load_before_fork.py in real ansible-playbook runs with the repository's ansible.cfg:
 with it, a collection's connection plugin (as molecule's community.docker.docker is), a filter plugin
 beside the playbook and a collection's filter named in `collection_filters` are loaded once, in the
-controller's process; without it, again in the worker forked for each task and host. Each plugin here writes the id of the process that loads it, so the test counts
-the loads instead of timing them. (ansible-core itself loads the connection plugins outside collections
-in the controller: a plugin of the playbook's own directory would not show the difference.)"""
+controller's process; without it, again in the worker forked for each task and host. Each plugin here
+writes the id of the process that loads it, so the test counts the loads instead of timing them.
+(ansible-core itself loads the connection plugins outside collections in the controller: a plugin of the
+playbook's own directory would not show the difference.)"""
 
 import configparser
 import os
@@ -55,7 +56,8 @@ NAMED_FILTER = re.compile(r"\|\s*([a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+)")
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     plugins = tmp_path / "collections" / "ansible_collections" / "test" / "counting" / "plugins"
-    for kind, name, source in (("connection", "counting", CONNECTION), ("filter", "whisper", COLLECTION_FILTER)):
+    sources = (("connection", "counting", CONNECTION), ("filter", "whisper", COLLECTION_FILTER))
+    for kind, name, source in sources:
         (plugins / kind).mkdir(parents=True)
         (plugins / kind / f"{name}.py").write_text(source)
     (tmp_path / "filter_plugins").mkdir()
@@ -117,8 +119,6 @@ def test_ansible_cfg_lists_every_collection_filter_the_roles_and_playbooks_name(
     }
     config = configparser.ConfigParser()
     config.read(REPO / "ansible.cfg")
-    listed = {
-        name.strip() for name in config["callback_load_before_fork"]["collection_filters"].split(",")
-    }
+    listed = {name.strip() for name in config["callback_load_before_fork"]["collection_filters"].split(",")}
     assert named, "no collection filter found: the pattern no longer matches the roles' templates"
     assert named <= listed, f"add to collection_filters in ansible.cfg: {sorted(named - listed)}"
