@@ -11,7 +11,6 @@ from pathlib import Path
 
 import datasets
 import pytest
-import transformers
 from qwen_infra import lab_model
 from qwen_infra.sizing.architecture import parse_quantization_config
 
@@ -35,6 +34,28 @@ def quantize(command: str, source: Path, output: Path, method: str, *extra: str)
     argv += ["--method", method, "--tool-version", TOOL_VERSION, *extra]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# transformers loads the output and generates one token, in a process of its own: torch's compiler refuses
+# to start in a process where ansible-core has replaced `sys.intern` (ansible.module_utils' data tags do
+# that on import), which other tests of the same pytest worker may have imported before this one.
+LOAD_AND_GENERATE = """
+import json, sys, transformers
+model = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1])
+tokenizer = transformers.AutoTokenizer.from_pretrained(sys.argv[1])
+inputs = tokenizer("Qwen is a family of", return_tensors="pt")
+generated = model.generate(**inputs, max_new_tokens=1, do_sample=False)
+group_size = model.model.layers[0].mlp.down_proj.quantization_scheme.weights.group_size
+prompt, generated = inputs["input_ids"].shape[1], generated.shape[1]
+print(json.dumps({"group_size": group_size, "prompt": prompt, "generated": generated}))
+"""
+
+
+def load_and_generate(model: Path) -> dict:
+    argv = [sys.executable, "-c", LOAD_AND_GENERATE, str(model)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +162,9 @@ def test_quantize_load_generate_and_rerun(model, calibration, tmp_path, method):
     sized = parse_quantization_config(json.loads((output / "config.json").read_text())["quantization_config"])
     assert (sized.method, sized.group_size, sized.zero_point) == ("w4a16", 64, method == "awq")
 
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(output)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(output)
-    assert loaded.model.layers[0].mlp.down_proj.quantization_scheme.weights.group_size == 64
-    inputs = tokenizer("Qwen is a family of", return_tensors="pt")
-    generated = loaded.generate(**inputs, max_new_tokens=1, do_sample=False)
-    assert generated.shape[1] == inputs["input_ids"].shape[1] + 1
+    loaded = load_and_generate(output)
+    assert loaded["group_size"] == 64
+    assert loaded["generated"] == loaded["prompt"] + 1
 
     # The fingerprint matches: the second run does nothing and says so.
     before = (output / "model.safetensors").stat().st_mtime_ns
