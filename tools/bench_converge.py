@@ -394,7 +394,6 @@ def main() -> None:
     for name in (args.connection, args.against):
         refuse_unknown_connection(name)
     refuse_unknown_ref(args.against_ref)
-    checkout(args.against_ref)
     log = WORK.parent / "bench-converge-runs"  # not in the inventory directory, which Ansible reads whole
     log.mkdir(parents=True, exist_ok=True)
     config = subprocess.run(  # noqa: S603 - our own toolchain, argument list, no shell
@@ -411,6 +410,7 @@ def main() -> None:
     settings = "; ".join(filter(None, [settings, f"connection={connection}"]))
     results = []
     try:
+        checkout(args.against_ref)  # removed in `finally`, whatever stops the benchmark
         for count in counts:
             result = measure(count, args.runs, log, args.connection, args.against, ref=args.against_ref)
             results.append(result)
