@@ -247,6 +247,32 @@ def test_each_hosts_journal_arrives_at_the_monitoring_host_under_its_name(host):
     assert [e["_HOSTNAME"] for e in found] == [host]
 
 
+def test_a_sender_keeps_trying_while_the_receiver_is_away_and_catches_up():
+    """A sender started while the receiver is down (a host booting before the monitoring host) waits and
+    tries again instead of giving up for good after systemd's start limit; what it logged meanwhile
+    arrives once the receiver is back."""
+    node, prom = docker(NODE), docker(PROM)
+    prom.check_output("systemctl stop systemd-journal-remote.socket systemd-journal-remote.service")
+    try:
+        node.check_output("systemctl restart systemd-journal-upload.service")
+        token = f"qwen-journal-away-{time.time_ns()}"
+        node.check_output(f"logger -t qwen-journal-test {token}")
+        # Debian's unit alone would have failed five times in its first second and stopped for good.
+        sub_state = "systemctl show -P SubState systemd-journal-upload"
+        wait_for(lambda: node.check_output(sub_state) in ("auto-restart", "failed"),
+                 30, f"systemd-journal-upload on {NODE} to fail to send")  # fmt: skip
+        time.sleep(2)
+        state = node.check_output("systemctl show -P ActiveState systemd-journal-upload")
+        assert state != "failed", f"systemd-journal-upload on {NODE} gave up while the receiver was away"
+    finally:
+        prom.check_output("systemctl start systemd-journal-remote.socket")
+    found = wait_for(
+        lambda: [e for e in remote_journal("-t qwen-journal-test") if e["MESSAGE"] == token],
+        90, f"{token}, logged on {NODE} while {PROM} received nothing",
+    )  # fmt: skip
+    assert [e["_HOSTNAME"] for e in found] == [NODE]
+
+
 def test_the_journal_receiver_speaks_tls_with_a_certificate_from_the_ca():
     """The CA check passes (a verification failure would be an SSLError), and plain HTTP gets no answer."""
     probe_journal = "python3 -c %s %s 19532 %s"
