@@ -32,19 +32,23 @@ help:
 # `make lab` needs only the lab's toolchain (the `lab` extra: Ansible, the tiny model's generator, the load
 # generator and the OpenAI client); `make test` adds the test tools on top of it.
 # --no-compile: byte-compiling every file up front (21,000 in the lab extra, 15,000 of them the
-# `ansible` package's collections, most never imported) took 19 of the install's 47 s of CPU; Python
-# compiles and caches what is imported, in this writable virtualenv, on first use.
+# `ansible` package's collections, most never imported) took 19 of the install's 47 s of CPU. Python
+# would cache what it imports on first use, but not where PYTHONDONTWRITEBYTECODE is set (these
+# machines, many container images): lab/byte_compile.py compiles what ansible-playbook and each of its
+# workers import, about two seconds (docs/converge.md says what it saves).
 PIP_INSTALL := $(BIN)/pip install --quiet --no-compile
 $(BIN)/.installed-lab: pyproject.toml
 	@echo "[setup] Python virtualenv $(VENV) with the lab's pinned toolchain"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) -e '.[lab]'
+	$(BIN)/python lab/byte_compile.py
 	touch $@
 
 $(BIN)/.installed: $(BIN)/.installed-lab pyproject.toml
 	@echo "[setup] the test toolchain in $(VENV)"
 	$(PIP_INSTALL) -e '.[dev]'
+	$(BIN)/python lab/byte_compile.py
 	touch $@
 
 setup: $(BIN)/.installed engine

@@ -1,6 +1,7 @@
 """tools/bench_converge.py's own logic: which hosts each count means, and how a json-callback report becomes
 stage and task times (the benchmark itself needs the lab: `make bench-converge`)."""
 
+import argparse
 import subprocess
 import sys
 
@@ -81,3 +82,30 @@ def test_the_second_checkout_is_the_commit_asked_for_and_is_removed_after():
     finally:
         bench_converge.checkout(None)
     assert not bench_converge.WORK_REF.exists()
+
+
+def test_an_environment_setting_that_is_not_name_equals_value_is_refused():
+    for bad in ("PYTHONPYCACHEPREFIX", "=build/x", "NOT A NAME=1"):
+        with pytest.raises(SystemExit, match="give NAME=VALUE"):
+            bench_converge.parse_env([bad])
+    assert bench_converge.parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+
+
+def test_the_second_run_s_environment_is_set_over_this_one_and_the_project_s_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", "from-this-shell")
+    env = bench_converge.playbook_env(tmp_path, {"PYTHONPYCACHEPREFIX": "build/none", "ANSIBLE_FORKS": "5"})
+    assert env["PYTHONPYCACHEPREFIX"] == "build/none"
+    assert env["ANSIBLE_FORKS"] == "5"
+    assert env["ANSIBLE_CONFIG"] == str(tmp_path / "ansible.cfg")
+    assert bench_converge.playbook_env(tmp_path, {})["PYTHONPYCACHEPREFIX"] == "from-this-shell"
+
+
+def test_the_against_options_combine_into_one_second_run():
+    parser_args = {"against": None, "against_ref": "HEAD", "against_env": ["PYTHONPYCACHEPREFIX=build/none"]}
+    second = bench_converge.second_run(argparse.Namespace(**parser_args))
+    assert second.project == bench_converge.WORK_REF
+    assert dict(second.env) == {"PYTHONPYCACHEPREFIX": "build/none"}
+    assert second.connection is None
+    assert second.label == "commit HEAD, PYTHONPYCACHEPREFIX=build/none"
+    nothing = argparse.Namespace(against=None, against_ref=None, against_env=None)
+    assert bench_converge.second_run(nothing) is None

@@ -19,7 +19,10 @@ gives every host that connection plugin instead (community.docker.docker: a `doc
 A, B, ...), so that two connections are compared on the same machine at the same moment; `--against-ref
 REF` times it a second time with the playbooks, roles and ansible.cfg of commit REF (a git worktree under
 build/, run with this checkout's virtualenv on the same hosts and inventory), so that a change is
-compared with the code before it the same way.
+compared with the code before it the same way; `--against-env NAME=VALUE` (repeatable) times it a
+second time with those environment variables set (for example PYTHONPYCACHEPREFIX, to run without the
+virtualenv's byte-compiled files). They combine: `--against-ref REF --against-env NAME=VALUE` is commit
+REF with that variable set.
 
 Writes docs/benchmarks/converge.{json,md,png} (medians) and the raw runs under build/bench-converge-runs/.
 At the end the lab's own inventory is converged again and the staged hosts are removed, so `make lab`
@@ -40,6 +43,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +66,28 @@ BIN = Path(sys.executable).parent
 VAULT = ["--vault-id", f"lab@{LAB_INVENTORY / 'vault-password.txt'}"]
 STAGED = ["lab-node3", "lab-node4", "lab-node5", "lab-node6"]
 COUNTS = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class SecondRun:
+    """What each re-run is compared with, timed right after it on the same hosts: every host on another
+    connection plugin, another commit's playbooks, roles and ansible.cfg, or more environment variables."""
+
+    label: str
+    connection: str | None = None
+    project: Path = REPO
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_env(assignments: list[str]) -> dict[str, str]:
+    """NAME=VALUE arguments as a mapping; anything else refused before any host is brought up."""
+    env = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise SystemExit(f"--against-env {assignment!r}: give NAME=VALUE")
+        env[name] = value
+    return env
 
 
 def composition(count: int) -> dict[str, list[str]]:
@@ -140,14 +167,25 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def playbook_env(project: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """ansible-playbook's environment: this one, `project`'s ansible.cfg, and `extra` over both."""
+    return {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg"), **extra}
+
+
 def ansible_playbook(
-    inventory: Path, playbook: str, *, json_output: bool, project: Path = REPO
+    inventory: Path,
+    playbook: str,
+    *,
+    json_output: bool,
+    project: Path = REPO,
+    extra_env: Mapping[str, str] = {},
 ) -> tuple[float, float, str]:
     """(wall seconds, the controller's CPU seconds, stdout), the playbook and ansible.cfg of `project` (this
-    checkout, or another commit's worktree). The controller's share: ansible-playbook, its workers and the
-    ssh (or `docker exec`) clients they start; the modules' own work runs in the containers, outside this
-    process tree. On a real fleet that is the part that grows on the controller per host."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg")}
+    checkout, or another commit's worktree), with `extra_env` set. The controller's share: ansible-playbook,
+    its workers and the ssh (or `docker exec`) clients they start; the modules' own work runs in the
+    containers, outside this process tree. On a real fleet that is the part that grows on the controller
+    per host."""
+    env = playbook_env(project, extra_env)
     if json_output:
         env |= {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
     cpu_before = children_cpu_s()
@@ -188,10 +226,15 @@ def profile(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def rerun(
-    inventory: Path, count: int, run: int, log: Path, *, against: str | None = None, project: Path = REPO
+    inventory: Path, count: int, run: int, log: Path, *, second: SecondRun | None = None
 ) -> dict[str, Any]:
-    """One timed `site.yml` with nothing to change; refused if it changed anything."""
-    seconds, cpu, stdout = ansible_playbook(inventory, "site.yml", json_output=True, project=project)
+    """One timed `site.yml` with nothing to change (as `second` says, if given); refused if it changed
+    anything."""
+    project, extra_env = (second.project, second.env) if second else (REPO, {})
+    seconds, cpu, stdout = ansible_playbook(
+        inventory, "site.yml", json_output=True, project=project, extra_env=extra_env
+    )
+    against = second.label if second else None
     suffix = "-" + re.sub(r"[^A-Za-z0-9._-]+", "-", against) if against else ""
     (log / f"hosts{count}-run{run + 1}{suffix}.json").write_text(stdout)
     label = f", {against}" if against else ""
@@ -217,16 +260,14 @@ def medians(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure(
-    count: int, runs: int, log: Path, connection: str | None, against: str | None, *, ref: str | None = None
+    count: int, runs: int, log: Path, connection: str | None, second: SecondRun | None
 ) -> dict[str, Any]:
-    """`against` (a connection plugin) or `ref` (a commit) gives every re-run a second one right after it."""
+    """`second`, if given, gives every re-run a second one right after it."""
     groups = composition(count)
     inventory = write_inventory(groups, connection)
-    other, project, label = None, REPO, against
-    if against:
-        other = write_inventory(groups, against, WORK_AGAINST)
-    elif ref:
-        other, project, label = inventory, WORK_REF, f"commit {ref}"
+    other = None
+    if second:
+        other = write_inventory(groups, second.connection, WORK_AGAINST) if second.connection else inventory
     hosts = [host for members in groups.values() for host in members]
     print(f"[{count} hosts] bringing up {', '.join(hosts)}", flush=True)
     ansible_playbook(inventory, "lab/up.yml", json_output=False)
@@ -238,7 +279,7 @@ def measure(
     for run in range(runs):
         samples.append(rerun(inventory, count, run, log))
         if other:
-            other_samples.append(rerun(other, count, run, log, against=label, project=project))
+            other_samples.append(rerun(other, count, run, log, second=second))
     stages = {
         name: round(statistics.median(sample["plays"].get(name, 0.0) for sample in samples), 2)
         for name in samples[0]["plays"]
@@ -253,8 +294,8 @@ def measure(
         "stages_median_s": stages,
         "slowest_tasks_median_s": {name: round(task_medians[name], 2) for name in slowest[:10]},
     }
-    if other:
-        result["against"] = {"label": label, **medians(other_samples)}
+    if second:
+        result["against"] = {"label": second.label, **medians(other_samples)}
     return result
 
 
@@ -314,7 +355,7 @@ def write_report(results: list[dict[str, Any]], machine: str, settings: str, nam
 
 
 def against_lines(results: list[dict[str, Any]]) -> list[str]:
-    """The second table, where `--against` or `--against-ref` gave one: each count's runs interleaved."""
+    """The second table, where an `--against` option gave one: each count's runs interleaved."""
     if "against" not in results[0]:
         return []
     other = [{"hosts": r["hosts"], **r["against"]} for r in results]
@@ -371,6 +412,25 @@ def restore_lab() -> None:
     ansible_playbook(LAB_INVENTORY, "site.yml", json_output=False)
 
 
+def second_run(args: argparse.Namespace) -> SecondRun | None:
+    """The run each re-run is compared with, from the `--against` options given (any of them together:
+    another commit without this machine's byte-compiled files is `--against-ref` with `--against-env`)."""
+    env = parse_env(args.against_env or [])
+    labels = [
+        f"{args.against}" if args.against else "",
+        f"commit {args.against_ref}" if args.against_ref else "",
+    ]
+    labels += [f"{name}={value}" for name, value in env.items()]
+    if not any(labels):
+        return None
+    return SecondRun(
+        label=", ".join(filter(None, labels)),
+        connection=args.against,
+        project=WORK_REF if args.against_ref else REPO,
+        env=env,
+    )
+
+
 def this_machine() -> str:
     """Cores and memory of this machine (controller and lab hosts share them)."""
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -384,9 +444,12 @@ def main() -> None:
     parser.add_argument("--machine", default=this_machine(), help="the machine, as the report names it")
     parser.add_argument("--name", default="converge", help="report file names under docs/benchmarks/")
     parser.add_argument("--connection", help="every host's connection plugin (default: the lab's)")
-    second = parser.add_mutually_exclusive_group()
-    second.add_argument("--against", help="also time each re-run with every host on this connection plugin")
-    second.add_argument("--against-ref", help="also time each re-run with this commit's playbooks and roles")
+    parser.add_argument("--against", help="also time each re-run with every host on this connection plugin")
+    parser.add_argument("--against-ref", help="also time each re-run with this commit's playbooks and roles")
+    parser.add_argument(
+        "--against-env", action="append", metavar="NAME=VALUE",
+        help="also time each re-run with this environment variable set (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     counts = sorted(int(count) for count in args.hosts.split(","))
     for count in counts:  # every count refused before any host is brought up
@@ -394,6 +457,7 @@ def main() -> None:
     for name in (args.connection, args.against):
         refuse_unknown_connection(name)
     refuse_unknown_ref(args.against_ref)
+    second = second_run(args)
     log = WORK.parent / "bench-converge-runs"  # not in the inventory directory, which Ansible reads whole
     log.mkdir(parents=True, exist_ok=True)
     config = subprocess.run(  # noqa: S603 - our own toolchain, argument list, no shell
@@ -412,7 +476,7 @@ def main() -> None:
     try:
         checkout(args.against_ref)  # removed in `finally`, whatever stops the benchmark
         for count in counts:
-            result = measure(count, args.runs, log, args.connection, args.against, ref=args.against_ref)
+            result = measure(count, args.runs, log, args.connection, second)
             results.append(result)
     finally:
         if results:
