@@ -68,20 +68,21 @@ def test_a_commit_git_cannot_find_is_refused():
     bench_converge.refuse_unknown_ref(None)  # no second run asked for
 
 
-def test_the_second_checkout_is_the_commit_asked_for_and_is_removed_after():
+def test_the_second_checkout_is_the_commit_asked_for_and_is_removed_after(tmp_path):
+    # A path of the test's own: a benchmark running beside the tests keeps its worktree (WORK_REF).
+    worktree = tmp_path / "ref"
     git = ["git", "-C", str(bench_converge.REPO), "rev-parse", "HEAD"]
     head = subprocess.run(git, capture_output=True, text=True, check=True).stdout
     try:
-        bench_converge.checkout("HEAD")
+        bench_converge.checkout("HEAD", worktree)
         checked_out = subprocess.run(
-            ["git", "-C", str(bench_converge.WORK_REF), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            ["git", "-C", str(worktree), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout
         assert checked_out == head
-        assert (bench_converge.WORK_REF / "site.yml").is_file()
+        assert (worktree / "site.yml").is_file()
     finally:
-        bench_converge.checkout(None)
-    assert not bench_converge.WORK_REF.exists()
+        bench_converge.checkout(None, worktree)
+    assert not worktree.exists()
 
 
 def test_an_environment_setting_that_is_not_name_equals_value_is_refused():

@@ -137,12 +137,12 @@ def refuse_unknown_ref(ref: str | None) -> None:
         raise SystemExit(f"--against-ref {ref!r}: no such commit in {REPO} (git log --oneline)")
 
 
-def checkout(ref: str | None) -> None:
-    """This repository at `ref` as a git worktree of its own (WORK_REF); none for None (removed)."""
+def checkout(ref: str | None, path: Path = WORK_REF) -> None:
+    """This repository at `ref` as a git worktree of its own at `path`; none for None (removed)."""
     git = ["git", "-C", str(REPO), "worktree"]
-    subprocess.run([*git, "remove", "--force", str(WORK_REF)], capture_output=True, check=False)  # noqa: S603
+    subprocess.run([*git, "remove", "--force", str(path)], capture_output=True, check=False)  # noqa: S603
     if ref is not None:
-        subprocess.run([*git, "add", "--detach", str(WORK_REF), ref], capture_output=True, check=True)  # noqa: S603
+        subprocess.run([*git, "add", "--detach", str(path), ref], capture_output=True, check=True)  # noqa: S603
 
 
 def write_inventory(groups: dict[str, list[str]], connection: str | None, work: Path = WORK) -> Path:
